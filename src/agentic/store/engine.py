@@ -1,0 +1,54 @@
+"""Engines suited to both worlds: SQLite embedded (WAL, busy timeout) and PostgreSQL (pool, pre-ping)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import NullPool, StaticPool
+from sqlmodel import SQLModel
+
+from agentic.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_db_engine(
+    url: str, *, serverless: bool = False, pool_size: int = 5, echo: bool = False,
+) -> Engine:
+    """Build the engine for ``url``. ``serverless`` drops pooling: each request opens its own connection."""
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, echo=echo)
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    if serverless:
+        kwargs["poolclass"] = NullPool
+    else:
+        kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=300, pool_timeout=10)
+    return create_engine(url, connect_args={"connect_timeout": 5}, **kwargs)
+
+
+def _sqlite_engine(url: str, *, echo: bool) -> Engine:
+    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    engine = create_engine(
+        url,
+        echo=echo,
+        connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        poolclass=StaticPool if in_memory else None,
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def init_db(engine: Engine) -> None:
+    """Create the tables and indexes that are missing (idempotent)."""
+    SQLModel.metadata.create_all(engine)

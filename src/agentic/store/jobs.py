@@ -1,0 +1,339 @@
+"""The job store: every state change is one compare-and-set UPDATE, so concurrent writers cannot both win.
+
+On PostgreSQL each write also sends ``NOTIFY agentic_jobs, '<job id>'`` in the same transaction, so
+watchers (the SSE route) wake when the row changes instead of polling it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, Select, delete, func, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Update
+
+from agentic.domain.jobs import ALLOWED_FROM, TERMINAL_STATUSES, Job, JobKind, JobStatus
+from agentic.domain.llm import Usage
+from agentic.store.tables import JobRow, utcnow
+
+JOB_CHANNEL = "agentic_jobs"
+MAX_PAGE_SIZE = 100
+
+_T = JobRow.__table__  # type: ignore[attr-defined]
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before for a different request."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__("this Idempotency-Key was already used for a different request")
+        self.job = job
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class JobPage:
+    items: list[Job]
+    next_cursor: str | None
+
+
+def new_job_id() -> str:
+    """128 random bits: unguessable, URL-safe, and usable as the Inngest event id."""
+    return "job_" + secrets.token_urlsafe(16)
+
+
+class JobStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._notify = engine.dialect.name == "postgresql"
+
+    # ---- creation and reads -------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        kind: JobKind,
+        user_id: str,
+        request: Mapping[str, Any],
+        model: str | None = None,
+        provider: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Job, bool]:
+        """Insert a pending job; returns (job, created).
+
+        With an idempotency key, a second create for the same (user, key) returns the first job and
+        ``created=False``; if the request differs, :class:`IdempotencyConflict` is raised.
+        """
+        now = utcnow()
+        values = {
+            "id": new_job_id(), "kind": kind.value, "user_id": user_id, "status": JobStatus.PENDING.value,
+            "provider": provider, "model": model, "request": dict(request), "partial_output": "",
+            "attempts": 0, "idempotency_key": idempotency_key, "created_at": now, "updated_at": now,
+        }
+        with self.engine.begin() as conn:
+            if idempotency_key is None:
+                conn.execute(_T.insert().values(**values))
+                self._notify_change(conn, values["id"])
+                return self._get(conn, values["id"]), True  # type: ignore[return-value]
+            insert = self._insert_ignoring_duplicates(conn).values(**values)
+            # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
+            inserted = conn.execute(insert.on_conflict_do_nothing(
+                index_elements=["user_id", "idempotency_key"]).returning(_T.c.id)).first() is not None
+            if inserted:
+                self._notify_change(conn, values["id"])
+            row = conn.execute(select(_T).where(
+                _T.c.user_id == user_id, _T.c.idempotency_key == idempotency_key)).one()
+        job = _to_job(row._mapping)
+        if not inserted and _canonical(job.request) != _canonical(request):
+            raise IdempotencyConflict(job)
+        return job, inserted
+
+    def get(self, job_id: str, *, user_id: str | None = None) -> Job | None:
+        """The job, or None. With ``user_id``, another user's job is None too (no existence leak)."""
+        with self.engine.connect() as conn:
+            return self._get(conn, job_id, user_id=user_id)
+
+    def list_for_owner(
+        self, user_id: str, *, status: JobStatus | None = None, limit: int = 20, cursor: str | None = None,
+    ) -> JobPage:
+        """The owner's jobs, newest first, keyset-paginated (stable under inserts)."""
+        limit = max(1, min(limit, MAX_PAGE_SIZE))
+        query: Select[Any] = select(_T).where(_T.c.user_id == user_id)
+        if status is not None:
+            query = query.where(_T.c.status == status.value)
+        if cursor is not None:
+            created_at, job_id = decode_cursor(cursor)
+            query = query.where(tuple_(_T.c.created_at, _T.c.id) < tuple_(created_at, job_id))
+        query = query.order_by(_T.c.created_at.desc(), _T.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        items = [_to_job(r._mapping) for r in rows[:limit]]
+        more = len(rows) > limit
+        return JobPage(items=items, next_cursor=encode_cursor(items[-1]) if more and items else None)
+
+    # ---- guarded transitions ------------------------------------------------------------------
+
+    def start(self, job_id: str) -> bool:
+        """pending -> processing, counting the attempt. Refused once cancellation was requested."""
+        now = utcnow()
+        return self._transition(
+            job_id, JobStatus.PROCESSING,
+            {"started_at": now, "attempts": _T.c.attempts + 1},
+            extra_where=_T.c.cancel_requested_at.is_(None),
+        )
+
+    def save_result(self, job_id: str, response: Mapping[str, Any], usage: Usage | None = None) -> bool:
+        """Store the provider's response on a processing job (``complete`` then makes it final).
+
+        The output lives in the row, not in an Inngest step's memo, which must stay small.
+        """
+        values: dict[str, Any] = {"response": dict(response), "updated_at": utcnow()}
+        if usage is not None:
+            values.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                          total_tokens=usage.total_tokens)
+        stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value).values(**values)
+        return self._write(stmt, job_id)
+
+    def complete(self, job_id: str, response: Mapping[str, Any] | None = None, usage: Usage | None = None) -> bool:
+        """processing -> completed (with the response, unless ``save_result`` stored it already).
+
+        A cancelled or failed job stays as it is: the update applies only to a processing row.
+        """
+        values: dict[str, Any] = {"finished_at": utcnow(), "error_code": None, "error_message": None}
+        if response is not None:
+            values["response"] = dict(response)
+        if usage is not None:
+            values.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                          total_tokens=usage.total_tokens)
+        return self._transition(job_id, JobStatus.COMPLETED, values)
+
+    def fail(self, job_id: str, code: str, message: str, *, release_idempotency_key: bool = False) -> bool:
+        """pending | processing -> failed with an error code and message.
+
+        ``release_idempotency_key`` frees the key of a job that never got queued, so the client's retry
+        with the same Idempotency-Key creates a fresh job instead of replaying the failure.
+        """
+        values: dict[str, Any] = {"error_code": code, "error_message": message[:2000], "finished_at": utcnow()}
+        if release_idempotency_key:
+            values["idempotency_key"] = None
+        return self._transition(job_id, JobStatus.FAILED, values)
+
+    def cancel(self, job_id: str, *, response: Mapping[str, Any] | None = None) -> bool:
+        """pending | processing -> cancelled (keeping whatever partial output there is)."""
+        now = utcnow()
+        values: dict[str, Any] = {"finished_at": now,
+                                  "cancel_requested_at": func.coalesce(_T.c.cancel_requested_at, now)}
+        if response is not None:
+            values["response"] = dict(response)
+        return self._transition(job_id, JobStatus.CANCELLED, values)
+
+    def request_cancel(self, job_id: str, *, user_id: str | None = None) -> bool:
+        """Record a cancellation request on a job that is not finished; says whether it was recorded."""
+        stmt = update(_T).where(_T.c.id == job_id, _T.c.status.not_in(_TERMINAL)).values(
+            cancel_requested_at=func.coalesce(_T.c.cancel_requested_at, utcnow()), updated_at=utcnow())
+        if user_id is not None:
+            stmt = stmt.where(_T.c.user_id == user_id)
+        return self._write(stmt, job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """True when cancellation was requested or the job already ended (so work should stop)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_T.c.status, _T.c.cancel_requested_at).where(_T.c.id == job_id)).first()
+        return row is None or row.cancel_requested_at is not None or row.status in _TERMINAL
+
+    # ---- progress -----------------------------------------------------------------------------
+
+    def record_attempt(self, job_id: str) -> bool:
+        """Count one more attempt at the provider call of a processing job."""
+        stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value).values(
+            attempts=_T.c.attempts + 1, updated_at=utcnow())
+        return self._write(stmt, job_id)
+
+    def reset_progress(self, job_id: str) -> bool:
+        """Clear the partial output, so a retried attempt does not repeat the text of the one before."""
+        stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value).values(
+            partial_output="", updated_at=utcnow())
+        return self._write(stmt, job_id)
+
+    def append_progress(self, job_id: str, text_delta: str) -> bool:
+        """Append streamed text to a processing job (server-side concatenation: O(delta) per write)."""
+        if not text_delta:
+            return False
+        stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value).values(
+            partial_output=_T.c.partial_output + text_delta, updated_at=utcnow())
+        return self._write(stmt, job_id)
+
+    def note_error(self, job_id: str, code: str, message: str) -> bool:
+        """Remember the last error of a processing job (it stays processing: a retry may still succeed).
+
+        When retries run out, the failure handler fails the job with this code and message.
+        """
+        stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value).values(
+            error_code=code, error_message=message[:2000], updated_at=utcnow())
+        return self._write(stmt, job_id)
+
+    # ---- maintenance --------------------------------------------------------------------------
+
+    def delete_finished_batch(self, older_than: datetime, batch_size: int) -> int:
+        """Delete up to ``batch_size`` finished jobs whose finish time is before ``older_than``.
+
+        Never touches a pending or processing job. On PostgreSQL the batch skips rows locked by others,
+        so cleanup never waits on (or blocks) live writers for long.
+        """
+        victims = (
+            select(_T.c.id)
+            .where(_T.c.status.in_(_TERMINAL), _T.c.finished_at < older_than)
+            .order_by(_T.c.finished_at)
+            .limit(batch_size)
+        )
+        if self.engine.dialect.name == "postgresql":
+            victims = victims.with_for_update(skip_locked=True)
+        with self.engine.begin() as conn:
+            return conn.execute(delete(_T).where(_T.c.id.in_(victims.scalar_subquery()))).rowcount
+
+    def fail_stuck(self, older_than: datetime, *, message: str | None = None) -> list[str]:
+        """Fail jobs left ``processing`` with no change since ``older_than``; returns their ids."""
+        message = message or "the job stopped making progress and was failed by the stuck-job sweep"
+        now = utcnow()
+        stmt = (
+            update(_T)
+            .where(_T.c.status == JobStatus.PROCESSING.value, _T.c.updated_at < older_than)
+            .values(status=JobStatus.FAILED.value, error_code="stuck", error_message=message,
+                    finished_at=now, updated_at=now)
+            .returning(_T.c.id)
+        )
+        with self.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(stmt)]
+            for job_id in ids:
+                self._notify_change(conn, job_id)
+        return ids
+
+    def counts_by_status(self) -> dict[tuple[str, str], int]:
+        """(kind, status) -> number of jobs, for metrics."""
+        query = select(_T.c.kind, _T.c.status, func.count()).group_by(_T.c.kind, _T.c.status)
+        with self.engine.connect() as conn:
+            return {(kind, status): count for kind, status, count in conn.execute(query)}
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    # ---- internals ----------------------------------------------------------------------------
+
+    def _transition(
+        self, job_id: str, target: JobStatus, values: Mapping[str, Any], *, extra_where: Any = None,
+    ) -> bool:
+        allowed = [s.value for s in ALLOWED_FROM[target]]
+        stmt = update(_T).where(_T.c.id == job_id, _T.c.status.in_(allowed))
+        if extra_where is not None:
+            stmt = stmt.where(extra_where)
+        return self._write(stmt.values(status=target.value, updated_at=utcnow(), **values), job_id)
+
+    def _write(self, stmt: Update, job_id: str) -> bool:
+        with self.engine.begin() as conn:
+            applied = conn.execute(stmt).rowcount == 1
+            if applied:
+                self._notify_change(conn, job_id)
+        return applied
+
+    def _notify_change(self, conn: Connection, job_id: str) -> None:
+        if self._notify:
+            conn.execute(text("SELECT pg_notify(:channel, :job_id)"), {"channel": JOB_CHANNEL, "job_id": job_id})
+
+    def _insert_ignoring_duplicates(self, conn: Connection) -> Any:
+        if conn.dialect.name == "postgresql":
+            return postgresql.insert(_T)
+        return sqlite.insert(_T)
+
+    @staticmethod
+    def _get(conn: Connection, job_id: str, *, user_id: str | None = None) -> Job | None:
+        query = select(_T).where(_T.c.id == job_id)
+        if user_id is not None:
+            query = query.where(_T.c.user_id == user_id)
+        row = conn.execute(query).first()
+        return _to_job(row._mapping) if row is not None else None
+
+
+def _to_job(row: Mapping[str, Any]) -> Job:
+    return Job.model_validate(dict(row))
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, job_id = raw.split("|", 1)
+        moment = datetime.fromisoformat(created)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor("cursor is not one this API returned") from exc
+    if moment.tzinfo is None or not job_id:
+        raise InvalidCursor("cursor is not one this API returned")
+    return moment, job_id
+
+
+def cutoff(days: int) -> datetime:
+    return utcnow() - timedelta(days=days)
+
+
+__all__ = ["JOB_CHANNEL", "IdempotencyConflict", "InvalidCursor", "JobPage", "JobStore", "cutoff", "new_job_id"]
+

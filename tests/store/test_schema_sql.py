@@ -1,0 +1,69 @@
+"""schema.sql and the SQLModel tables must describe the same PostgreSQL schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, inspect, text
+from sqlmodel import SQLModel
+
+from agentic.store.engine import init_db
+
+SCHEMA_SQL = Path(__file__).resolve().parents[2] / "schema.sql"
+
+
+def describe(engine: Engine) -> dict[str, Any]:
+    """Everything that matters about the schema, in comparable form."""
+    insp = inspect(engine)
+    out: dict[str, Any] = {}
+    for table in sorted(insp.get_table_names()):
+        out[table] = {
+            "columns": {c["name"]: (str(c["type"]), c["nullable"], c.get("default"))
+                        for c in insp.get_columns(table)},
+            "primary_key": insp.get_pk_constraint(table)["constrained_columns"],
+            "indexes": sorted((i["name"], tuple(i["column_names"]), bool(i["unique"]))
+                              for i in insp.get_indexes(table)),
+            "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)),
+            "checks": sorted((c["name"], " ".join(c["sqltext"].split())) for c in insp.get_check_constraints(table)),
+        }
+    return out
+
+
+def test_schema_sql_matches_the_models(postgres_url: str) -> None:
+    from_sql = create_engine(postgres_url)
+    with from_sql.begin() as conn:
+        conn.exec_driver_sql(SCHEMA_SQL.read_text())
+    expected = describe(from_sql)
+    with from_sql.begin() as conn:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(text(f'DROP TABLE "{table.name}"'))
+    init_db(from_sql)
+    actual = describe(from_sql)
+    from_sql.dispose()
+
+    assert set(expected) == {"llm_jobs", "api_keys"}
+    assert actual == expected
+
+
+def test_schema_sql_is_idempotent(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(SCHEMA_SQL.read_text())
+        conn.exec_driver_sql(SCHEMA_SQL.read_text())
+    assert set(inspect(engine).get_table_names()) == {"llm_jobs", "api_keys"}
+    engine.dispose()
+
+
+def test_status_is_enforced_by_the_database(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(SCHEMA_SQL.read_text())
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO llm_jobs (id, kind, user_id, status, request, created_at, updated_at) "
+            "VALUES ('j', 'generate', 'u', 'running', '{}', now(), now())"))
+    engine.dispose()
