@@ -1,0 +1,32 @@
+"""The one interface every provider implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from agentic.domain.llm import LLMRequest, LLMResponse
+
+#: Receives each text delta as it streams (used to save progress to the job row).
+DeltaCallback = Callable[[str], None]
+#: Consulted between chunks; True means stop now, close upstream and return the partial text.
+CancelCheck = Callable[[], bool]
+
+
+class LLMRepository(Protocol):
+    """Generates a response, streaming internally.
+
+    Raises :class:`agentic.domain.errors.LLMError` for every failure. When ``should_cancel`` says stop,
+    the upstream connection is closed at once and the partial text is returned with
+    ``finish_reason="cancelled"``.
+    """
+
+    name: str
+
+    def generate(
+        self,
+        request: LLMRequest,
+        *,
+        on_delta: DeltaCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> LLMResponse: ...

@@ -1,0 +1,47 @@
+"""Which requests run directly and which are queued.
+
+Rules, in order: a model matching ``SLOW_MODELS`` is queued; a prompt estimated above
+``QUEUE_TOKEN_THRESHOLD`` tokens is queued whatever the model; a model matching ``QUICK_MODELS`` runs
+directly; otherwise the default route.
+Patterns are shell-style globs matched against the whole model id, case-insensitively (not substrings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from fnmatch import fnmatchcase
+
+
+class Route(StrEnum):
+    DIRECT = "direct"
+    QUEUE = "queue"
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    route: Route
+    reason: str
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    quick_models: tuple[str, ...] = ()
+    slow_models: tuple[str, ...] = ()
+    token_threshold: int = 4000
+    default: Route = Route.DIRECT
+
+    def decide(self, model: str, estimated_tokens: int) -> RoutingDecision:
+        name = model.lower()
+        if pattern := _first_match(name, self.slow_models):
+            return RoutingDecision(Route.QUEUE, f"model matches SLOW_MODELS pattern {pattern!r}")
+        if estimated_tokens > self.token_threshold:
+            return RoutingDecision(
+                Route.QUEUE, f"estimated prompt of {estimated_tokens} tokens exceeds {self.token_threshold}")
+        if pattern := _first_match(name, self.quick_models):
+            return RoutingDecision(Route.DIRECT, f"model matches QUICK_MODELS pattern {pattern!r}")
+        return RoutingDecision(self.default, "default route")
+
+
+def _first_match(model: str, patterns: tuple[str, ...]) -> str | None:
+    return next((p for p in patterns if fnmatchcase(model, p.lower())), None)

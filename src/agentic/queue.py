@@ -1,0 +1,66 @@
+"""Sending Inngest events, with a bounded wait.
+
+The SDK's ``send_sync`` retries for several seconds when the event API is down; an API request cannot
+wait that long. ``InngestEventSender`` gives up after ``timeout`` seconds. A send that completes after
+we gave up is harmless: the caller has already marked the job failed, and the functions end at once for
+a job that is terminal.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import inngest
+
+EVENT_GENERATE = "llm/generate.request"
+EVENT_CANCEL = "llm/generate.cancel"
+EVENT_PREVIEW = "preview/generate.request"
+
+
+class EventSendError(Exception):
+    """The event could not be handed to Inngest (unreachable, refused, or too slow)."""
+
+
+class EventSender(Protocol):
+    def send(self, name: str, data: dict[str, Any], *, event_id: str | None = None) -> None: ...
+
+
+class InngestEventSender:
+    """Sends events through the Inngest client, waiting at most ``timeout`` seconds."""
+
+    _pool: ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self, client: inngest.Inngest, *, timeout: float = 5.0) -> None:
+        self.client = client
+        self.timeout = timeout
+
+    def send(self, name: str, data: dict[str, Any], *, event_id: str | None = None) -> None:
+        import inngest
+
+        event = inngest.Event(name=name, data=data, id=event_id or "")
+        future: Future[list[str]] = self._executor().submit(self.client.send_sync, [event])
+        try:
+            future.result(timeout=self.timeout)
+        except FutureTimeout:
+            raise EventSendError(f"the Inngest event API did not answer within {self.timeout:g}s") from None
+        except Exception as exc:
+            raise EventSendError(f"the Inngest event API refused the event: {type(exc).__name__}: "
+                                 f"{_safe_message(exc)}") from None
+
+    @classmethod
+    def _executor(cls) -> ThreadPoolExecutor:
+        with cls._pool_lock:
+            if cls._pool is None:
+                cls._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="inngest-send")
+            return cls._pool
+
+
+def _safe_message(exc: Exception) -> str:
+    # Event keys appear in the event API's URL; never let one reach an error message or a log.
+    text = str(exc)
+    return "" if "/e/" in text else text[:300]
