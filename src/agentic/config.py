@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     llm_provider: ProviderName = "openrouter"
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: AnyHttpUrl = AnyHttpUrl("https://openrouter.ai/api/v1")
-    openrouter_referer: str = "https://github.com/agentic/agentic"
+    openrouter_referer: str | None = None
     openrouter_title: str = "agentic"
     anthropic_api_key: SecretStr | None = None
     anthropic_base_url: AnyHttpUrl | None = None

@@ -1,0 +1,28 @@
+"""The README must not lie: its configuration table, commands and routes match the code."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agentic.config import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+
+
+def config_table_variables() -> set[str]:
+    section = README.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `([A-Z0-9_]+)` \|", section, flags=re.MULTILINE))
+
+
+def test_every_setting_is_in_the_configuration_table_and_nothing_else() -> None:
+    settings = {name.upper() for name in Settings.model_fields}
+    assert config_table_variables() == settings
+
+
+def test_the_two_quickstart_commands_exist_and_ci_runs_the_test_one() -> None:
+    for script in ("scripts/run", "scripts/test"):
+        assert f"`{script}`" in README
+        assert (ROOT / script).stat().st_mode & 0o111, f"{script} is not executable"
+    assert "scripts/test" in (ROOT / ".ci" / "run").read_text()
