@@ -11,7 +11,14 @@ import respx
 
 from agentic.config import load_settings
 from agentic.domain.jobs import JobStatus
-from agentic.domain.llm import ContextDocument, LLMRequest, LLMResponse, Message, PreviewRequest, PreviewResult
+from agentic.domain.llm import (
+    ContextDocument,
+    LLMRequest,
+    LLMResponse,
+    Message,
+    PreviewRequest,
+    PreviewResult,
+)
 from agentic.providers.mock import MockLLMRepository
 from agentic.providers.queued import QueuedJob
 from agentic.queue import EVENT_CANCEL, InngestEventSender

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -103,10 +104,9 @@ class PreviewResult(BaseModel):
     used_ai: bool
 
 
-def estimate_tokens(texts: object) -> int:
+def estimate_tokens(texts: Iterable[str]) -> int:
     """A cheap, provider-neutral estimate (about four characters a token), good enough for routing."""
-    total = sum(len(t) for t in texts)  # type: ignore[attr-defined]
-    return math.ceil(total / 4)
+    return math.ceil(sum(len(t) for t in texts) / 4)
 
 
 class ContextDocument(BaseModel):

@@ -10,7 +10,7 @@ import hashlib
 import time
 
 from agentic.domain.errors import ErrorCode, LLMError
-from agentic.domain.llm import LLMRequest, LLMResponse, Usage, estimate_tokens
+from agentic.domain.llm import FinishReason, LLMRequest, LLMResponse, Usage, estimate_tokens
 from agentic.providers.base import CancelCheck, DeltaCallback
 
 _WORDS = ("the", "job", "queue", "streams", "every", "token", "durably", "while", "clients", "poll",
@@ -44,7 +44,7 @@ class MockLLMRepository:
                   for i in range(limit)]
         delay = 1.0 / self.tokens_per_second if self.tokens_per_second > 0 else 0.0
         emitted: list[str] = []
-        finish = "length" if request.max_tokens else "stop"
+        finish: FinishReason = "length" if request.max_tokens else "stop"
         for token in tokens:
             if should_cancel is not None and should_cancel():
                 finish = "cancelled"
@@ -58,6 +58,6 @@ class MockLLMRepository:
         return LLMResponse(
             id="mock-" + digest.hex()[:16], model=request.model, content=content,
             usage=Usage.of(request.estimated_prompt_tokens(), estimate_tokens([content]) if content else 0),
-            finish_reason=finish,  # type: ignore[arg-type]
+            finish_reason=finish,
             provider=self.name,
         )

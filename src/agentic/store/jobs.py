@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Select, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.dml import Update
 
 from agentic.domain.jobs import ALLOWED_FROM, TERMINAL_STATUSES, Job, JobKind, JobStatus
@@ -77,22 +77,25 @@ class JobStore:
         ``created=False``; if the request differs, :class:`IdempotencyConflict` is raised.
         """
         now = utcnow()
-        values = {
-            "id": new_job_id(), "kind": kind.value, "user_id": user_id, "status": JobStatus.PENDING.value,
+        job_id = new_job_id()
+        values: dict[str, Any] = {
+            "id": job_id, "kind": kind.value, "user_id": user_id, "status": JobStatus.PENDING.value,
             "provider": provider, "model": model, "request": dict(request), "partial_output": "",
             "attempts": 0, "idempotency_key": idempotency_key, "created_at": now, "updated_at": now,
         }
         with self.engine.begin() as conn:
             if idempotency_key is None:
                 conn.execute(_T.insert().values(**values))
-                self._notify_change(conn, values["id"])
-                return self._get(conn, values["id"]), True  # type: ignore[return-value]
+                self._notify_change(conn, job_id)
+                created = self._get(conn, job_id)
+                assert created is not None
+                return created, True
             insert = self._insert_ignoring_duplicates(conn).values(**values)
             # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
             inserted = conn.execute(insert.on_conflict_do_nothing(
                 index_elements=["user_id", "idempotency_key"]).returning(_T.c.id)).first() is not None
             if inserted:
-                self._notify_change(conn, values["id"])
+                self._notify_change(conn, job_id)
             row = conn.execute(select(_T).where(
                 _T.c.user_id == user_id, _T.c.idempotency_key == idempotency_key)).one()
         job = _to_job(row._mapping)
@@ -306,7 +309,7 @@ class JobStore:
         return _to_job(row._mapping) if row is not None else None
 
 
-def _to_job(row: Mapping[str, Any]) -> Job:
+def _to_job(row: Mapping[str, Any] | RowMapping) -> Job:
     return Job.model_validate(dict(row))
 
 
