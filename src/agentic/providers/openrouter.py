@@ -1,0 +1,361 @@
+"""OpenRouter's OpenAI-compatible chat completions API, always streamed.
+
+Streaming is used even when the caller wants only the final text: it keeps the connection alive through long
+generations (the read timeout bounds silence between chunks, not the whole call), lets progress be saved, and
+lets a cancelled job close the connection at once instead of paying for tokens nobody will read.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from agentic.domain.errors import ErrorCode, LLMError
+from agentic.domain.llm import FinishReason, LLMRequest, LLMResponse, Usage, estimate_tokens
+from agentic.providers.base import CancelCheck, DeltaCallback
+from agentic.providers.errors import error_from_status, redact
+
+#: How much of an error body is read; enough for any JSON error, bounded against a runaway HTML page.
+MAX_ERROR_BODY_BYTES = 64 * 1024
+_OPTIONAL_FIELDS = ("temperature", "max_tokens", "top_p", "stop", "frequency_penalty", "presence_penalty")
+_FINISH_REASONS: dict[str, FinishReason] = {
+    "stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls",
+    "error": "error",
+}
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+# --- Server-sent events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    data: str
+    event: str = "message"
+    id: str | None = None
+
+
+class SSEDecoder:
+    """An incremental parser for the text/event-stream format (WHATWG HTML §9.2), free of I/O.
+
+    Chunks may split anywhere, even inside a UTF-8 sequence or between the ``\\r`` and ``\\n`` of a line end.
+    Comments (``: OPENROUTER PROCESSING``) and unknown fields are dropped. Unlike the spec, :meth:`flush`
+    dispatches an event left unterminated at the end of the stream, since a final ``data: [DONE]`` without
+    its blank line still means what it says.
+    """
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial: list[str] = []  # pieces of a line whose end has not arrived yet
+        self._skip_lf = False  # the last chunk ended in "\r", so a leading "\n" completes that line end
+        self._started = False
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+
+    def feed(self, chunk: str | bytes) -> list[SSEEvent]:
+        """Consume a chunk and return the events it completed."""
+        return self._split(self._utf8.decode(chunk) if isinstance(chunk, bytes) else chunk)
+
+    def flush(self) -> list[SSEEvent]:
+        """End of stream: finish the last line and dispatch any event still pending."""
+        events = self._split(self._utf8.decode(b"", final=True))
+        if self._partial:
+            events.extend(self._line("".join(self._partial)))
+            self._partial = []
+        events.extend(self._dispatch())
+        return events
+
+    def _split(self, text: str) -> list[SSEEvent]:
+        """Cut new text into lines. Only new text is scanned, and pieces are joined once per line, so a long
+        line arriving in many small chunks costs linear time."""
+        if not text:
+            return []
+        if not self._started:
+            text, self._started = text.removeprefix("\ufeff"), True
+        if self._skip_lf:
+            text, self._skip_lf = text.removeprefix("\n"), False
+        events: list[SSEEvent] = []
+        start = 0
+        for match in _LINE_END.finditer(text):
+            self._partial.append(text[start:match.start()])
+            events.extend(self._line("".join(self._partial)))
+            self._partial = []
+            start = match.end()
+        self._skip_lf = text.endswith("\r")
+        if start < len(text):
+            self._partial.append(text[start:])
+        return events
+
+    def _line(self, line: str) -> list[SSEEvent]:
+        if not line:
+            return self._dispatch()
+        if line.startswith(":"):
+            return []
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id" and "\0" not in value:
+            self._id = value
+        return []
+
+    def _dispatch(self) -> list[SSEEvent]:
+        if not self._data:
+            self._event = ""
+            return []
+        event = SSEEvent(data="\n".join(self._data), event=self._event or "message", id=self._id)
+        self._data = []
+        self._event = ""
+        return [event]
+
+
+# --- Accumulating one completion --------------------------------------------------------------------------
+
+
+@dataclass
+class _Completion:
+    """What the stream has told us so far. Text is kept as a list of deltas and joined once."""
+
+    provider: str
+    parts: list[str] = field(default_factory=list)
+    id: str | None = None
+    model: str | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    done: bool = False
+
+    def apply(self, chunk: Mapping[str, Any], secrets: tuple[str, ...]) -> str | None:
+        """Record one chunk; returns its text delta, if any. Raises for an error reported in-stream."""
+        if isinstance(chunk.get("error"), Mapping):
+            raise _stream_error(chunk["error"], self.provider, secrets)
+        self.id = self.id or _str_or_none(chunk.get("id"))
+        self.model = self.model or _str_or_none(chunk.get("model"))
+        if isinstance(chunk.get("usage"), Mapping):
+            self.usage = _usage(chunk["usage"])
+        choices = chunk.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+            return None
+        choice = choices[0]
+        if isinstance(choice.get("finish_reason"), str):
+            self.finish_reason = choice["finish_reason"]
+        delta = choice.get("delta", choice.get("message"))  # "message" in a non-streamed answer
+        content = delta.get("content") if isinstance(delta, Mapping) else None
+        if isinstance(content, str) and content:
+            self.parts.append(content)
+            return content
+        return None
+
+    def response(self, request: LLMRequest, finish: FinishReason) -> LLMResponse:
+        """The answer so far. Usage is the provider's, or estimated if it never came (a cancelled stream)."""
+        content = "".join(self.parts)
+        usage = self.usage or Usage.of(request.estimated_prompt_tokens(),
+                                       estimate_tokens([content]) if content else 0)
+        return LLMResponse(id=self.id or f"{self.provider}-{uuid.uuid4().hex}",
+                           model=self.model or request.model, content=content, usage=usage,
+                           finish_reason=finish, provider=self.provider)
+
+
+def _usage(raw: Mapping[str, Any]) -> Usage:
+    prompt = _int(raw.get("prompt_tokens"))
+    completion = _int(raw.get("completion_tokens"))
+    total = _int(raw.get("total_tokens")) or prompt + completion
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total)
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _stream_error(error: Mapping[str, Any], provider: str, secrets: tuple[str, ...]) -> LLMError:
+    """An error sent after the 200: an HTTP-like code is classified as such, anything else is stream_error."""
+    message = str(error.get("message") or "the provider reported an error mid-stream")
+    code = error.get("code")
+    status = int(code) if isinstance(code, int | str) and str(code).isdigit() else None
+    if status is not None and 400 <= status <= 599:
+        return error_from_status(status, message, provider=provider, headers={}, secrets=secrets)
+    return LLMError(ErrorCode.STREAM_ERROR, redact(message, secrets), provider=provider)
+
+
+# --- The repository ---------------------------------------------------------------------------------------
+
+
+class OpenRouterRepository:
+    """Streams chat completions from OpenRouter. One instance is shared across threads; so is its client."""
+
+    name = "openrouter"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str,
+        referer: str | None,
+        title: str,
+        connect_timeout: float,
+        read_timeout: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._api_key = api_key
+        self._url = base_url.rstrip("/") + "/chat/completions"
+        self._headers = {"Authorization": f"Bearer {api_key}", "X-Title": title, "Accept": "text/event-stream"}
+        if referer:  # OpenRouter's app attribution; without one, requests are simply unattributed
+            self._headers["HTTP-Referer"] = referer
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._transport = transport
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the key
+        return f"OpenRouterRepository(url={self._url!r})"
+
+    def generate(
+        self,
+        request: LLMRequest,
+        *,
+        on_delta: DeltaCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> LLMResponse:
+        try:
+            with self._http().stream("POST", self._url, json=request_body(request),
+                                     headers=self._headers) as response:
+                if not response.is_success:
+                    raise self._status_error(response)
+                return self._consume(response, request, on_delta, should_cancel)
+        except httpx.TimeoutException as exc:
+            raise LLMError(ErrorCode.TIMEOUT, f"OpenRouter did not answer in time ({type(exc).__name__})",
+                           provider=self.name) from exc
+        except httpx.RequestError as exc:
+            raise LLMError(ErrorCode.NETWORK_ERROR,
+                           redact(f"connection to OpenRouter failed ({type(exc).__name__}: {exc})",
+                                  (self._api_key,)),
+                           provider=self.name) from exc
+
+    def close(self) -> None:
+        """Release pooled connections (at shutdown)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def _http(self) -> httpx.Client:
+        """Built on first use, so constructing a repository is free and never touches the network."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self._timeout, transport=self._transport,
+                                            follow_redirects=False)
+            return self._client
+
+    def _consume(
+        self,
+        response: httpx.Response,
+        request: LLMRequest,
+        on_delta: DeltaCallback | None,
+        should_cancel: CancelCheck | None,
+    ) -> LLMResponse:
+        """Read the stream; returning from here closes the response, which is how cancelling drops it."""
+        completion = _Completion(self.name)
+        for event in self._events(response):
+            if should_cancel is not None and should_cancel():
+                return completion.response(request, "cancelled")
+            if event is None:
+                continue
+            if event.data.strip() == "[DONE]":
+                break
+            delta = completion.apply(self._json(event.data), (self._api_key,))
+            if delta and on_delta is not None:
+                on_delta(delta)
+        return self._finish(completion, request)
+
+    @staticmethod
+    def _events(response: httpx.Response) -> Iterator[SSEEvent | None]:
+        """Events as they complete; None marks a chunk that completed none (a keep-alive comment, say),
+        so a cancellation is noticed while the model is still thinking, not only once tokens flow."""
+        if response.headers.get("content-type", "").startswith("application/json"):
+            yield SSEEvent(data=response.read().decode("utf-8", errors="replace"))
+            return
+        decoder = SSEDecoder()
+        for chunk in response.iter_bytes():
+            events: list[SSEEvent | None] = [*decoder.feed(chunk)]
+            yield from events or [None]
+        yield from decoder.flush()
+
+    def _json(self, data: str) -> Mapping[str, Any]:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            chunk = None
+        if not isinstance(chunk, dict):
+            raise LLMError(ErrorCode.STREAM_ERROR, "OpenRouter sent a malformed stream chunk",
+                           provider=self.name)
+        return chunk
+
+    def _finish(self, completion: _Completion, request: LLMRequest) -> LLMResponse:
+        if completion.finish_reason is None:
+            raise LLMError(ErrorCode.TRUNCATED, "the OpenRouter stream ended before a finish reason",
+                           provider=self.name)
+        if completion.finish_reason == "error":
+            raise LLMError(ErrorCode.STREAM_ERROR, "OpenRouter finished the stream with an error",
+                           provider=self.name)
+        return completion.response(request, _FINISH_REASONS.get(completion.finish_reason, "stop"))
+
+    def _status_error(self, response: httpx.Response) -> LLMError:
+        body = _read_bounded(response, MAX_ERROR_BODY_BYTES)
+        return error_from_status(response.status_code, _error_message(body, response.reason_phrase),
+                                 provider=self.name, headers=response.headers, secrets=(self._api_key,))
+
+
+def request_body(request: LLMRequest) -> dict[str, Any]:
+    """The JSON body: always streamed with usage, optional parameters left out rather than sent as null."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    for name in _OPTIONAL_FIELDS:
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    return body
+
+
+def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    data = bytearray()
+    for chunk in response.iter_bytes():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return bytes(data[:limit])
+
+
+def _error_message(body: bytes, fallback: str) -> str:
+    """``error.message`` from an OpenAI-style body, plus the upstream provider's raw detail when given."""
+    text = body.decode("utf-8", errors="replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return text.strip()[:300] or fallback
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if not isinstance(error, dict):
+        return fallback
+    message = str(error.get("message") or fallback)
+    metadata = error.get("metadata")
+    raw = metadata.get("raw") if isinstance(metadata, dict) else None
+    if isinstance(raw, str) and raw and raw not in message:
+        message = f"{message}: {raw}"
+    return message
