@@ -5,6 +5,7 @@ A bad value stops start-up with an error that names the variable, never a stack 
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -98,6 +99,16 @@ class Settings(BaseSettings):
         if value.startswith(("postgres://", "postgresql://")):
             # Hosted providers hand out postgres:// URLs; SQLAlchemy needs the driver named.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
+    @classmethod
+    def _hex_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        # The SDK hex-decodes the part after "signkey-<env>-"; catch a bad key at start-up, not mid-request.
+        if value is not None:
+            body = re.sub(r"^signkey-\w+?-", "", value.get_secret_value().strip())
+            if not body or re.fullmatch(r"[0-9a-fA-F]+", body) is None:
+                raise ValueError("must look like signkey-<env>-<hex> (copy it from the Inngest dashboard)")
         return value
 
     @model_validator(mode="after")

@@ -58,6 +58,8 @@ def test_dot_env_file_is_read(tmp_path: Path) -> None:
     ("DATABASE_URL", "mysql://x"),
     ("PROVIDER_READ_TIMEOUT", "-1"),
     ("DEFAULT_ROUTE", "sideways"),
+    ("INNGEST_SIGNING_KEY", "signkey-prod-not_hex"),
+    ("INNGEST_SIGNING_KEY_FALLBACK", "plainly-wrong"),
 ])
 def test_each_bad_value_names_its_variable(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> None:
     monkeypatch.setenv(variable, value)
@@ -87,3 +89,8 @@ def test_secrets_are_not_echoed_in_errors(monkeypatch: pytest.MonkeyPatch) -> No
 def test_inngest_dev_is_read_as_the_sdk_reads_it(monkeypatch: pytest.MonkeyPatch, value: str, dev: bool) -> None:
     monkeypatch.setenv("INNGEST_DEV", value)
     assert load_settings().inngest_is_dev is dev
+
+
+def test_a_well_formed_signing_key_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INNGEST_SIGNING_KEY", "signkey-branch-0123456789abcdefABCDEF")
+    assert load_settings().inngest_signing_key is not None

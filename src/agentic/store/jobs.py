@@ -142,7 +142,9 @@ class JobStore:
 
         The output lives in the row, not in an Inngest step's memo, which must stay small.
         """
-        values: dict[str, Any] = {"response": dict(response), "updated_at": utcnow()}
+        # A response supersedes the errors that earlier attempts noted.
+        values: dict[str, Any] = {"response": dict(response), "updated_at": utcnow(),
+                                  "error_code": None, "error_message": None}
         if usage is not None:
             values.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                           total_tokens=usage.total_tokens)
@@ -181,6 +183,17 @@ class JobStore:
         if response is not None:
             values["response"] = dict(response)
         return self._transition(job_id, JobStatus.CANCELLED, values)
+
+    def finalize_cancelled(self, job_id: str, response: Mapping[str, Any], text: str) -> bool:
+        """Attach the stopped run's partial response to a job cancelled while it streamed.
+
+        The cancel may land before the run's last progress write (which only applies while processing);
+        ``text`` is everything the run streamed, so nothing generated before the stop is lost.
+        """
+        stmt = update(_T).where(
+            _T.c.id == job_id, _T.c.status == JobStatus.CANCELLED.value, _T.c.response.is_(None),
+        ).values(response=dict(response), partial_output=text, updated_at=utcnow())
+        return self._write(stmt, job_id)
 
     def request_cancel(self, job_id: str, *, user_id: str | None = None) -> bool:
         """Record a cancellation request on a job that is not finished; says whether it was recorded."""

@@ -1,0 +1,106 @@
+"""The step sequence generate and preview share: mark-processing, the provider call, store, notify.
+
+Only step outputs are memoised; everything outside ``ctx.step.run`` runs again on every request of a run,
+so the code here reads the event and the memoised outputs and nothing else (no clock, no database).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import inngest
+
+from agentic.domain.errors import LLMError
+from agentic.runner import JobRunner
+
+log = logging.getLogger("agentic.functions")
+
+Summary = dict[str, Any]
+#: A provider call of the runner: (job id, the step's attempt) -> a small JSON summary.
+ProviderCall = Callable[[str, int], Summary]
+
+MARK_PROCESSING = "mark-processing"
+STORE_RESULT = "store-result"
+NOTIFY_CLIENT = "notify-client"
+MARK_FAILED = "mark-failed"
+
+
+def job_id_of(event: inngest.Event) -> str:
+    job_id = event.data.get("job_id")
+    if not isinstance(job_id, str) or not job_id:
+        raise inngest.NonRetriableError("event.data.job_id is missing")
+    return job_id
+
+
+def run_job(ctx: inngest.ContextSync, runner: JobRunner, call_step: str, call: ProviderCall) -> Summary:
+    job_id = job_id_of(ctx.event)
+    # ctx.attempt is the attempt of the step this request executes, so each step gets its own.
+    began: Summary = ctx.step.run(MARK_PROCESSING, runner.begin, job_id, ctx.attempt)
+    if not began["started"]:
+        return {"job_id": job_id, "status": began["status"], "skipped": began.get("reason")}
+
+    result: Summary = ctx.step.run(call_step, provider_call, runner, call, job_id, ctx.attempt)
+    if result["outcome"] == "generated":
+        stored: Summary = ctx.step.run(STORE_RESULT, runner.finish, job_id)
+        status = stored["status"]
+    else:
+        status = result.get("status") or result["outcome"]
+
+    notify(ctx, runner, job_id)
+    return {"job_id": job_id, "status": status}
+
+
+def notify(ctx: inngest.ContextSync, runner: JobRunner, job_id: str) -> None:
+    """POST the job's summary to WEBHOOK_URL, retried as a step; giving up never changes the job."""
+    if runner.notifier is None:  # configuration, the same on every replay
+        return
+    try:
+        ctx.step.run(NOTIFY_CLIENT, runner.notify, job_id)
+    except inngest.StepError as exc:
+        # Delivery retried as a step and gave up: the job's outcome stands.
+        log.warning("webhook for %s not delivered: %s", job_id, exc.message)
+
+
+def provider_call(runner: JobRunner, call: ProviderCall, job_id: str, attempt: int) -> Summary:
+    """Run the provider call, turning the error taxonomy into Inngest's retry decisions.
+
+    - non-retriable (bad request, authentication, ...): the job fails now and the run ends without
+      retries (``NonRetriableError``: 500 with ``x-inngest-no-retry``);
+    - retriable with the provider's own delay (``Retry-After``): ``RetryAfterError`` with that delay;
+    - other retriable errors propagate: the step is retried with Inngest's backoff.
+
+    The error is also noted on the row, so the failure handler fails the job with it once retries run out.
+    """
+    try:
+        return call(job_id, attempt)
+    except LLMError as exc:
+        log.warning("provider call for %s failed (attempt %d): %r", job_id, attempt, exc)
+        if not exc.retriable:
+            runner.fail(job_id, exc.code.value, exc.message)
+            raise inngest.NonRetriableError(f"{exc.code.value}: {exc.message}") from None
+        if exc.retry_after:
+            raise inngest.RetryAfterError(f"{exc.code.value}: {exc.message}",
+                                          timedelta(seconds=max(1, round(exc.retry_after)))) from None
+        raise
+
+
+def on_failure(runner: JobRunner) -> Callable[[inngest.ContextSync], Summary]:
+    """Once retries are exhausted: fail the job with its last error. No job stays processing."""
+
+    def handler(ctx: inngest.ContextSync) -> Summary:
+        original = ctx.event.data.get("event")
+        data = original.get("data") if isinstance(original, dict) else None
+        job_id = data.get("job_id") if isinstance(data, dict) else None
+        if not isinstance(job_id, str) or not job_id:
+            return {"failed": False, "reason": "no job_id in the failed event"}
+        error = ctx.event.data.get("error")
+        message = str(error.get("message") or "") if isinstance(error, dict) else ""
+        result: Summary = ctx.step.run(MARK_FAILED, runner.fail_exhausted, job_id, message)
+        if result.get("status") == "failed":
+            notify(ctx, runner, job_id)
+        return {"job_id": job_id, **result}
+
+    return handler

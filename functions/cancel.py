@@ -1,0 +1,26 @@
+"""llm-cancel: record a cancellation and cancel a pending or processing job (never a finished one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import inngest
+
+from agentic.queue import EVENT_CANCEL
+from functions._steps import job_id_of
+from functions.deps import FunctionDeps
+
+FUNCTION_ID = "llm-cancel"
+
+
+def make_cancel(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Function[Any]:
+    runner = deps.runner
+
+    @client.create_function(fn_id=FUNCTION_ID, name="Cancel LLM job",
+                            trigger=inngest.TriggerEvent(event=EVENT_CANCEL), retries=3)
+    def cancel(ctx: inngest.ContextSync) -> dict[str, Any]:
+        job_id = job_id_of(ctx.event)
+        result: dict[str, Any] = ctx.step.run("mark-cancelled", runner.cancel, job_id)
+        return {"job_id": job_id, **result}
+
+    return cancel

@@ -1,0 +1,42 @@
+"""llm-cleanup: daily, delete finished jobs past retention and fail jobs stuck in processing.
+
+Each batch is its own step, so a large backlog neither times out one request nor holds long locks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import inngest
+
+from agentic.runner import cleanup_cutoffs
+from functions.deps import FunctionDeps
+
+FUNCTION_ID = "llm-cleanup"
+CRON = "TZ=UTC 0 2 * * *"
+#: Inngest allows 1000 steps a run; stay well under it (the next day's run continues).
+MAX_BATCHES = 500
+
+
+def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Function[Any]:
+    settings, runner = deps.settings, deps.runner
+    batch_size = settings.cleanup_batch_size
+
+    @client.create_function(fn_id=FUNCTION_ID, name="Clean up old LLM jobs",
+                            trigger=inngest.TriggerCron(cron=CRON), retries=3)
+    def cleanup(ctx: inngest.ContextSync) -> dict[str, Any]:
+        # now() is read inside a step, so every replay of this run uses the same cutoffs.
+        cutoffs: dict[str, str] = ctx.step.run(
+            "compute-cutoffs", cleanup_cutoffs, settings.job_retention_days, settings.stuck_job_minutes)
+        deleted, batches = 0, 0
+        while batches < MAX_BATCHES:
+            count: int = ctx.step.run("delete-batch", runner.delete_finished_batch,
+                                      cutoffs["delete_before"], batch_size)
+            deleted += count
+            batches += 1
+            if count < batch_size:
+                break
+        stuck: int = ctx.step.run("fail-stuck", runner.fail_stuck, cutoffs["stuck_before"])
+        return {"deleted": deleted, "batches": batches, "failed_stuck": stuck, **cutoffs}
+
+    return cleanup
