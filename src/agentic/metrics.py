@@ -21,9 +21,12 @@ class _JobsCollector(Collector):
     def __init__(self, counts: JobCounts) -> None:
         self.counts = counts
 
+    def describe(self) -> Iterator[Metric]:
+        """Names only: without this, registering the collector would query the database at start-up."""
+        yield from self._families()
+
     def collect(self) -> Iterator[Metric]:
-        jobs = GaugeMetricFamily("agentic_jobs", "Jobs in the store by kind and status", labels=["kind", "status"])
-        depth = GaugeMetricFamily("agentic_queue_depth", "Jobs waiting to start (status pending)")
+        jobs, depth = self._families()
         try:
             counts = self.counts()
         except Exception:  # a scrape must not fail because the database blinked
@@ -33,6 +36,11 @@ class _JobsCollector(Collector):
         depth.add_metric([], sum(v for (_, status), v in counts.items() if status == "pending"))
         yield jobs
         yield depth
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (GaugeMetricFamily("agentic_jobs", "Jobs in the store by kind and status", labels=["kind", "status"]),
+                GaugeMetricFamily("agentic_queue_depth", "Jobs waiting to start (status pending)"))
 
 
 class Metrics:

@@ -1,0 +1,1 @@
+"""The web layer: Flask app (composition root), API blueprint, auth, problem details, SSE."""
