@@ -247,7 +247,7 @@ def test_an_unconfigured_provider_is_503_naming_the_variable(make_api: Callable[
 
 def test_a_provider_refusal_keeps_the_taxonomy_code(api: Api) -> None:
     response = api.client.post("/api/llm/generate", json=chat("please [mock:fail]"), headers=auth(api.key()))
-    assert response.status_code == 422
+    assert response.status_code == 502
     assert response.json["code"] == "bad_request"
     assert "400" in response.json["detail"]
 
@@ -302,3 +302,21 @@ def test_openrouter_rate_limit_without_a_hint_still_says_when_to_retry(
                                headers=auth(api.key()))
     assert response.status_code == 429
     assert int(response.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize(("upstream", "code"), [
+    (400, "bad_request"), (401, "authentication"), (402, "insufficient_credits"), (404, "model_not_found"),
+    (413, "context_too_long"), (408, "timeout"), (503, "upstream_error"), (529, "overloaded"),
+])
+def test_other_upstream_failures_are_502_keeping_their_code(
+    make_api: Callable[..., Api], router: respx.MockRouter, upstream: int, code: str,
+) -> None:
+    api = make_api(llm_provider="openrouter", openrouter_api_key=OPENROUTER_KEY)
+    router.post(OPENROUTER).mock(return_value=httpx.Response(upstream, json={"error": {"message": "no"}}))
+    response = api.client.post("/api/llm/generate", json=chat(model="openai/gpt-4o-mini"),
+                               headers=auth(api.key()))
+    assert response.status_code == 502
+    assert response.json["code"] == code
+    assert response.json["upstream_status"] == upstream
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert api.jobs_count() == 0

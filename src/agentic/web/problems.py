@@ -46,18 +46,12 @@ _HTTP_CODES: dict[int, str] = {
     429: "too_many_requests",
 }
 
-#: HTTP status for each provider failure on the direct path. The problem keeps the taxonomy's code.
-#: Failures caused by what the client asked for are 422; our account's or the provider's trouble is 502.
+#: HTTP status for each provider failure on the direct path: a rate limit is 429 (with Retry-After),
+#: every other upstream failure is 502. The problem keeps the taxonomy's code, which says which one.
 _LLM_STATUS: dict[ErrorCode, int] = {
-    ErrorCode.BAD_REQUEST: 422,
-    ErrorCode.CONTEXT_TOO_LONG: 422,
-    ErrorCode.MODEL_NOT_FOUND: 422,
-    ErrorCode.CONTENT_REFUSED: 422,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.NOT_CONFIGURED: 503,
-    ErrorCode.OVERLOADED: 503,
     ErrorCode.QUEUE_UNAVAILABLE: 503,
-    ErrorCode.TIMEOUT: 504,
 }
 _LLM_FIELD: dict[ErrorCode, str] = {ErrorCode.MODEL_NOT_FOUND: "model", ErrorCode.CONTEXT_TOO_LONG: "messages"}
 
@@ -147,7 +141,7 @@ def llm_problem(exc: LLMError, *, missing_variable: str | None = None) -> ApiPro
     """A provider failure on the direct path, keeping the taxonomy's code (and the provider's status)."""
     status = _LLM_STATUS.get(exc.code, 502)
     headers: dict[str, str] = {}
-    if exc.retry_after is not None and status in (429, 503):
+    if exc.retry_after is not None and status == 429:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     elif status == 429:  # the provider gave no hint; a 429 always says when to come back
         headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_SECONDS)
