@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     database_serverless: bool = Field(False, description="no connection pool (NullPool), for serverless hosts")
     database_pool_size: int = Field(5, ge=1, le=100)
     database_echo: bool = False
+    database_listen_url: str | None = Field(
+        None, description="direct PostgreSQL URL for LISTEN/NOTIFY when DATABASE_URL goes through a pooler")
 
     # Routing and providers
     use_queue: bool = False
@@ -91,9 +93,11 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_listen_url")
     @classmethod
-    def _known_database(cls, value: str) -> str:
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("sqlite", "postgres")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         if value.startswith(("postgres://", "postgresql://")):

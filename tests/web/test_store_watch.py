@@ -125,3 +125,22 @@ def test_waiters_poll_while_the_listener_is_down() -> None:
             assert time.monotonic() - started < 1
     finally:
         listener.stop(timeout=0.1)
+
+
+def test_a_separate_listen_url_receives_the_store_writes(pg_engine: Engine) -> None:
+    """Behind a transaction-mode pooler, DATABASE_LISTEN_URL gives the listener a direct connection."""
+    import os
+
+    direct = os.environ["TEST_DATABASE_URL"]  # same database, no search_path option: a different URL
+    assert str(pg_engine.url) != direct
+    watcher = watcher_for(pg_engine, poll_seconds=5.0, listen_url=direct)
+    assert isinstance(watcher, NotifyJobWatcher)
+    store = JobStore(pg_engine)
+    job, _ = store.create(kind=JobKind.GENERATE, user_id="u", request={"x": 1})
+    with watcher.subscribe(job.id) as subscription:
+        assert watcher.listener.wait_connected(5.0)
+        subscription.wait(0.3)  # drain the wake-up every waiter gets when the listener (re)connects
+        threading.Timer(0.2, lambda: store.start(job.id)).start()
+        started = time.monotonic()
+        assert subscription.wait(5.0) is True
+        assert time.monotonic() - started < 2.0  # woken by NOTIFY, not by the 5 s poll fallback

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Protocol, Self
 
-from sqlalchemy import URL, Engine
+from sqlalchemy import URL, Engine, make_url
 
 from agentic.store.jobs import JOB_CHANNEL
 
@@ -307,11 +307,16 @@ def stop_listeners() -> None:
         listener.stop()
 
 
-def watcher_for(engine: Engine, *, poll_seconds: float,
+def watcher_for(engine: Engine, *, poll_seconds: float, listen_url: str | None = None,
                 fallback_seconds: float = DEFAULT_FALLBACK_SECONDS) -> JobWatcher:
-    """LISTEN/NOTIFY on PostgreSQL, polling elsewhere."""
+    """LISTEN/NOTIFY on PostgreSQL, polling elsewhere.
+
+    ``listen_url`` is a direct (unpooled) URL of the same database, for when ``engine`` goes through a
+    transaction-mode pooler, which does not deliver notifications.
+    """
     if engine.dialect.name == "postgresql":
-        return NotifyJobWatcher(shared_listener(engine.url), fallback_seconds=max(fallback_seconds, poll_seconds),
+        url = make_url(listen_url) if listen_url else engine.url
+        return NotifyJobWatcher(shared_listener(url), fallback_seconds=max(fallback_seconds, poll_seconds),
                                 poll_seconds=poll_seconds)
     return PollingJobWatcher(poll_seconds)
 

@@ -30,8 +30,9 @@ class ApiState:
         if self._watcher is None:
             with self._lock:
                 if self._watcher is None:
-                    self._watcher = watcher_for(self.container.engine,
-                                                poll_seconds=self.container.settings.sse_poll_seconds)
+                    settings = self.container.settings
+                    self._watcher = watcher_for(self.container.engine, poll_seconds=settings.sse_poll_seconds,
+                                                listen_url=settings.database_listen_url)
         return self._watcher
 
     def openapi(self) -> dict[str, Any]:
