@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentic.providers.openrouter import SSEDecoder, SSEEvent
+from agentic.eventstream import SSEDecoder, SSEEvent
 
 
 def decode(*chunks: str | bytes) -> list[SSEEvent]:

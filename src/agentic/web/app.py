@@ -34,8 +34,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
             request.max_content_length = max(INNGEST_MAX_REQUEST_BYTES, settings.max_request_bytes)
 
     from agentic.web.api import register_api
+    from agentic.web.playground import playground_bp
 
     register_api(app, container)
+    app.register_blueprint(playground_bp)  # GET / : the playground page (holds no secrets, needs no key)
     inngest.flask.serve(app, container.inngest,
                         build_functions(container.inngest, FunctionDeps(settings, container.runner)))
     return app

@@ -1,0 +1,118 @@
+"""``agentic serve``: gunicorn with threaded workers, tables created first, and the URLs a developer needs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import inspect
+
+from agentic.cli import main
+from agentic.store.engine import create_db_engine
+from tests.cli.cli_support import cli_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def gunicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Stop gunicorn from actually starting; record the configuration it would have run with."""
+    from gunicorn.app.base import BaseApplication
+
+    runs: list[Any] = []
+
+    def run(self: Any) -> None:
+        runs.append(self)
+
+    monkeypatch.setattr(BaseApplication, "run", run)
+    return runs
+
+
+def _serve(database_url: str, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, ["serve", *args], env=cli_env(database_url), catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def test_serve_creates_the_tables_and_prints_the_urls_and_the_dev_server_command(
+        sqlite_url: str, gunicorn_runs: list[Any]) -> None:
+    code, output = _serve(sqlite_url, "--port", "8123")
+    assert code == 0, output
+    base = "http://127.0.0.1:8123"
+    assert f"API:        {base}/api" in output
+    assert f"Playground: {base}/" in output
+    assert f"Inngest:    {base}/api/inngest" in output
+    assert f"npx --ignore-scripts=false inngest-cli@latest dev -u {base}/api/inngest" in output.splitlines()[-1]
+    engine = create_db_engine(sqlite_url)
+    try:
+        assert {"llm_jobs", "api_keys"} <= set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def test_serve_runs_gunicorn_with_threaded_workers(sqlite_url: str, gunicorn_runs: list[Any]) -> None:
+    assert _serve(sqlite_url, "--host", "0.0.0.0", "--port", "8124")[0] == 0
+    cfg = gunicorn_runs[0].cfg
+    assert cfg.worker_class_str == "gthread"
+    assert cfg.threads == 16
+    assert cfg.workers == 1  # SQLite: one process, many threads
+    assert cfg.bind == ["0.0.0.0:8124"]
+    assert cfg.timeout >= 300  # SSE streams and Inngest steps run long
+    assert callable(cfg.post_fork)
+
+
+def test_serve_uses_two_workers_on_postgres(postgres_url: str, gunicorn_runs: list[Any]) -> None:
+    code, output = _serve(postgres_url, "--threads", "8")
+    assert code == 0, output
+    cfg = gunicorn_runs[0].cfg
+    assert (cfg.workers, cfg.threads) == (2, 8)
+
+
+def test_serve_with_a_bad_configuration_exits_2_before_starting(sqlite_url: str, gunicorn_runs: list[Any]) -> None:
+    result = CliRunner().invoke(main, ["serve"], env=cli_env(sqlite_url, MOCK_TOKENS_PER_SECOND="-1"))
+    assert result.exit_code == 2
+    assert "MOCK_TOKENS_PER_SECOND" in result.stderr
+    assert gunicorn_runs == []
+
+
+def test_serve_really_serves(tmp_path: Path) -> None:
+    """The real thing in a subprocess: gunicorn answers the API and the Inngest endpoint, then stops cleanly."""
+    port = _free_port()
+    env = {**os.environ, **cli_env(f"sqlite:///{tmp_path / 'serve.db'}"), "LLM_PROVIDER": "mock",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
+    process = subprocess.Popen([sys.executable, "-m", "agentic.cli", "serve", "--port", str(port)], cwd=tmp_path,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = httpx.get(f"{base}/api/health", timeout=2)
+                break
+            except httpx.TransportError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"server did not start: {process.communicate(timeout=5)[0]}")
+                time.sleep(0.2)
+        assert health.status_code == 200
+        assert httpx.get(f"{base}/api/inngest", timeout=5).status_code == 200  # dev mode inspection
+        assert httpx.get(f"{base}/api/jobs", timeout=5).status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    assert f"-u http://127.0.0.1:{port}/api/inngest" in output
+    assert "gthread" in output  # gunicorn's own start-up log names the worker class
