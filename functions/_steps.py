@@ -14,6 +14,7 @@ from typing import Any
 import inngest
 
 from agentic.domain.errors import LLMError
+from agentic.queue import EVENT_CANCEL
 from agentic.runner import JobRunner
 
 log = logging.getLogger("agentic.functions")
@@ -85,6 +86,39 @@ def provider_call(runner: JobRunner, call: ProviderCall, job_id: str, attempt: i
             raise inngest.RetryAfterError(f"{exc.code.value}: {exc.message}",
                                           timedelta(seconds=max(1, round(exc.retry_after)))) from None
         raise
+
+
+def make_job_function(
+    client: inngest.Inngest,
+    runner: JobRunner,
+    *,
+    fn_id: str,
+    name: str,
+    event: str,
+    retries: int,
+    throttle_limit: int,
+    throttle_period_seconds: int,
+    call_step: str,
+    call: Callable[[str, int], Summary],
+) -> inngest.Function[Any]:
+    """A job-running function: per-user throttle, retries, cancel on llm/generate.cancel for the same job,
+    idempotent per job id, and a failure handler that fails the job once retries are exhausted."""
+
+    @client.create_function(
+        fn_id=fn_id,
+        name=name,
+        trigger=inngest.TriggerEvent(event=event),
+        retries=retries,
+        throttle=inngest.Throttle(limit=throttle_limit, period=timedelta(seconds=throttle_period_seconds),
+                                  key="event.data.user_id"),
+        cancel=[inngest.Cancel(event=EVENT_CANCEL, if_exp="async.data.job_id == event.data.job_id")],
+        idempotency="event.data.job_id",
+        on_failure=on_failure(runner),
+    )
+    def run(ctx: inngest.ContextSync) -> Summary:
+        return run_job(ctx, runner, call_step, call)
+
+    return run
 
 
 def on_failure(runner: JobRunner) -> Callable[[inngest.ContextSync], Summary]:

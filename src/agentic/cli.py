@@ -83,6 +83,16 @@ def _engine(settings: Settings) -> Engine:
     return create_db_engine(settings.database_url, serverless=True, echo=settings.database_echo)
 
 
+def _create_tables(settings: Settings) -> None:
+    from agentic.store.engine import init_db
+
+    engine = _engine(settings)
+    try:
+        init_db(engine)
+    finally:
+        engine.dispose()
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -130,15 +140,10 @@ def serve(*, host: str, port: int, workers: int | None, threads: int, timeout: i
     Runs gunicorn with threaded workers (an SSE stream or an Inngest step holds a thread).
     Creates missing tables first, so a fresh database works at once.
     """
-    from agentic.store.engine import init_db
     from agentic.web.app import create_app
 
     settings = _settings()
-    engine = _engine(settings)
-    try:
-        init_db(engine)
-    finally:
-        engine.dispose()
+    _create_tables(settings)
     app = create_app(settings)  # builds everything once, so a config error stops us here, not in a worker
 
     if workers is None:
@@ -214,14 +219,8 @@ def db() -> None:
 @db.command("init")
 def db_init() -> None:
     """Create the tables and indexes that are missing (safe to run again)."""
-    from agentic.store.engine import init_db
-
     settings = _settings()
-    engine = _engine(settings)
-    try:
-        init_db(engine)
-    finally:
-        engine.dispose()
+    _create_tables(settings)
     click.echo(f"database ready: {_safe_url(settings.database_url)}")
 
 
