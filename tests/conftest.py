@@ -6,6 +6,7 @@ schema of its own, dropped afterwards, so nothing is left on a server that later
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Iterator
@@ -21,23 +22,21 @@ from agentic.store.jobs import JobStore
 os.environ.setdefault("INNGEST_DEV", "1")  # before any app import: tests never reach Inngest Cloud
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
-_pg_unreachable: str | None = None
 
 
+@functools.cache
 def _postgres_skip_reason() -> str | None:
-    global _pg_unreachable
+    """Why PostgreSQL tests cannot run here (probed once per session), or None when they can."""
     if not PG_URL:
         return "TEST_DATABASE_URL is not set (point it at a PostgreSQL server to run these tests)"
-    if _pg_unreachable is None:
-        try:
-            probe = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-            with probe.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            probe.dispose()
-            _pg_unreachable = ""
-        except Exception as exc:
-            _pg_unreachable = f"PostgreSQL at TEST_DATABASE_URL is unreachable: {type(exc).__name__}"
-    return _pg_unreachable or None
+    try:
+        probe = create_engine(PG_URL, connect_args={"connect_timeout": 3})
+        with probe.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        probe.dispose()
+    except Exception as exc:
+        return f"PostgreSQL at TEST_DATABASE_URL is unreachable: {type(exc).__name__}"
+    return None
 
 
 def _with_search_path(url: str, schema: str) -> str:
