@@ -12,7 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from sqlalchemy import Engine
 
 from agentic.domain.jobs import JobKind, JobStatus, can_transition
-from agentic.store.jobs import JobStore
+from agentic.store.jobs import JobStore, clean_text
 
 
 def run_state_machine(engine: Engine) -> None:
@@ -58,12 +58,12 @@ def run_state_machine(engine: Engine) -> None:
             if applied:
                 self.cancel_requested = True
 
-        @rule(text=st.text(min_size=1, max_size=5))
+        @rule(text=st.text(min_size=1, max_size=5) | st.just("a\x00b"))
         def append(self, text: str) -> None:
             applied = store.append_progress(self.job_id, text)
             assert applied == (self.status is JobStatus.PROCESSING)
             if applied:
-                self.output += text
+                self.output += clean_text(text)  # NUL is stored as U+FFFD
 
         @precondition(lambda self: self.status is JobStatus.PROCESSING)
         @rule()

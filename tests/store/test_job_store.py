@@ -330,3 +330,16 @@ def test_stuck_processing_jobs_are_failed_and_others_left_alone(store: JobStore)
     assert job is not None and job.status is JobStatus.FAILED and job.error_code == "stuck"
     assert status_of(store, busy.id) is JobStatus.PROCESSING
     assert status_of(store, old_pending.id) is JobStatus.PENDING
+
+
+def test_nul_characters_from_a_provider_never_break_a_write(store: JobStore) -> None:
+    """PostgreSQL text and JSONB refuse NUL; provider output is stored with U+FFFD in its place."""
+    job = at(store, JobStatus.PROCESSING)
+    assert store.append_progress(job.id, "a\x00b")
+    assert store.note_error(job.id, "stream_error", "bad\x00byte")
+    assert store.save_result(job.id, {"content": "x\x00y", "nested": ["\x00"]})
+    assert store.complete(job.id)
+    done = store.get(job.id)
+    assert done is not None and done.status is JobStatus.COMPLETED
+    assert done.partial_output == "a\ufffdb"
+    assert done.response == {"content": "x\ufffdy", "nested": ["\ufffd"]}

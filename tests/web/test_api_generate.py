@@ -122,6 +122,7 @@ BAD_BODIES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
     ("missing messages", {"model": SLOW_MODEL}, 422, "validation_error", "messages"),
     ("empty messages", {"model": SLOW_MODEL, "messages": []}, 422, "validation_error", "messages"),
     ("empty content", chat("", model=SLOW_MODEL), 422, "validation_error", "messages.0.content"),
+    ("nul in content", chat("a\x00b", model=SLOW_MODEL), 422, "validation_error", "messages.0.content"),
     ("bad role", {"model": SLOW_MODEL, "messages": [{"role": "robot", "content": "x"}]}, 422,
      "validation_error", "messages.0.role"),
     ("only system", {"model": SLOW_MODEL, "messages": [{"role": "system", "content": "x"}]}, 422,

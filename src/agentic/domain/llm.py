@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant"]
 
@@ -20,11 +20,21 @@ MAX_STOP_SEQUENCES = 4
 PREVIEW_MAX_CHARS = 250
 
 
+def _no_nul(value: str) -> str:
+    # PostgreSQL text and JSONB cannot hold NUL; refuse it at the edge instead of failing a write later.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters (\\u0000)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Role
-    content: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
 
 
 class LLMRequest(BaseModel):
@@ -37,7 +47,7 @@ class LLMRequest(BaseModel):
     temperature: Annotated[float | None, Field(ge=0.0, le=2.0)] = None
     max_tokens: Annotated[int | None, Field(ge=1, le=200_000)] = None
     top_p: Annotated[float | None, Field(gt=0.0, le=1.0)] = None
-    stop: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
+    stop: Annotated[list[Annotated[Text, Field(min_length=1, max_length=200)]] | None,
                     Field(max_length=MAX_STOP_SEQUENCES)] = None
     frequency_penalty: Annotated[float | None, Field(ge=-2.0, le=2.0)] = None
     presence_penalty: Annotated[float | None, Field(ge=-2.0, le=2.0)] = None
@@ -89,8 +99,8 @@ class LLMResponse(BaseModel):
 class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    title: Annotated[str, Field(min_length=1, max_length=500)]
-    content: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    title: Annotated[Text, Field(min_length=1, max_length=500)]
+    content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
 
     @property
     def needs_ai(self) -> bool:
@@ -114,5 +124,5 @@ class ContextDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    title: Annotated[str, Field(min_length=1, max_length=500)]
-    content: Annotated[str, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    title: Annotated[Text, Field(min_length=1, max_length=500)]
+    content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]

@@ -28,6 +28,7 @@ JOB_CHANNEL = "agentic_jobs"
 MAX_PAGE_SIZE = 100
 
 _T = JobRow.__table__  # type: ignore[attr-defined]
+_INSERT = _T.insert()
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
 
@@ -57,7 +58,10 @@ def new_job_id() -> str:
 class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._notify = engine.dialect.name == "postgresql"
+        self._postgres = engine.dialect.name == "postgresql"
+        # On PostgreSQL a single statement needs no BEGIN/COMMIT around it: autocommit halves the round
+        # trips of every read and write. SQLite keeps explicit transactions (faster there).
+        self._single = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgres else engine
 
     # ---- creation and reads -------------------------------------------------------------------
 
@@ -80,32 +84,30 @@ class JobStore:
         job_id = new_job_id()
         values: dict[str, Any] = {
             "id": job_id, "kind": kind.value, "user_id": user_id, "status": JobStatus.PENDING.value,
-            "provider": provider, "model": model, "request": dict(request), "partial_output": "",
+            "provider": provider, "model": model, "request": clean_json(dict(request)), "partial_output": "",
             "attempts": 0, "idempotency_key": idempotency_key, "created_at": now, "updated_at": now,
         }
+        if idempotency_key is None:
+            # Nothing can be watching a job that did not exist yet: no NOTIFY, and no need to read it back.
+            with self._single.begin() as conn:
+                conn.execute(_INSERT, values)
+            return _to_job(values), True
         with self.engine.begin() as conn:
-            if idempotency_key is None:
-                conn.execute(_T.insert().values(**values))
-                self._notify_change(conn, job_id)
-                created = self._get(conn, job_id)
-                assert created is not None
-                return created, True
             insert = self._insert_ignoring_duplicates(conn).values(**values)
             # RETURNING, not rowcount: drivers disagree on rowcount for ON CONFLICT DO NOTHING.
-            inserted = conn.execute(insert.on_conflict_do_nothing(
-                index_elements=["user_id", "idempotency_key"]).returning(_T.c.id)).first() is not None
-            if inserted:
-                self._notify_change(conn, job_id)
-            row = conn.execute(select(_T).where(
+            returned = conn.execute(insert.on_conflict_do_nothing(
+                index_elements=["user_id", "idempotency_key"]).returning(*_T.c)).first()
+            inserted = returned is not None
+            row = returned if returned is not None else conn.execute(select(_T).where(
                 _T.c.user_id == user_id, _T.c.idempotency_key == idempotency_key)).one()
         job = _to_job(row._mapping)
-        if not inserted and _canonical(job.request) != _canonical(request):
+        if not inserted and _canonical(job.request) != _canonical(values["request"]):
             raise IdempotencyConflict(job)
         return job, inserted
 
     def get(self, job_id: str, *, user_id: str | None = None) -> Job | None:
         """The job, or None. With ``user_id``, another user's job is None too (no existence leak)."""
-        with self.engine.connect() as conn:
+        with self._single.connect() as conn:
             return self._get(conn, job_id, user_id=user_id)
 
     def list_for_owner(
@@ -120,7 +122,7 @@ class JobStore:
             created_at, job_id = decode_cursor(cursor)
             query = query.where(tuple_(_T.c.created_at, _T.c.id) < tuple_(created_at, job_id))
         query = query.order_by(_T.c.created_at.desc(), _T.c.id.desc()).limit(limit + 1)
-        with self.engine.connect() as conn:
+        with self._single.connect() as conn:
             rows = conn.execute(query).all()
         items = [_to_job(r._mapping) for r in rows[:limit]]
         more = len(rows) > limit
@@ -143,7 +145,7 @@ class JobStore:
         The output lives in the row, not in an Inngest step's memo, which must stay small.
         """
         # A response supersedes the errors that earlier attempts noted.
-        values: dict[str, Any] = {"response": dict(response), "updated_at": utcnow(),
+        values: dict[str, Any] = {"response": clean_json(dict(response)), "updated_at": utcnow(),
                                   "error_code": None, "error_message": None}
         if usage is not None:
             values.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
@@ -158,7 +160,7 @@ class JobStore:
         """
         values: dict[str, Any] = {"finished_at": utcnow(), "error_code": None, "error_message": None}
         if response is not None:
-            values["response"] = dict(response)
+            values["response"] = clean_json(dict(response))
         if usage is not None:
             values.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                           total_tokens=usage.total_tokens)
@@ -170,7 +172,8 @@ class JobStore:
         ``release_idempotency_key`` frees the key of a job that never got queued, so the client's retry
         with the same Idempotency-Key creates a fresh job instead of replaying the failure.
         """
-        values: dict[str, Any] = {"error_code": code, "error_message": message[:2000], "finished_at": utcnow()}
+        values: dict[str, Any] = {"error_code": code, "error_message": clean_text(message[:2000]),
+                                  "finished_at": utcnow()}
         if release_idempotency_key:
             values["idempotency_key"] = None
         return self._transition(job_id, JobStatus.FAILED, values)
@@ -181,7 +184,7 @@ class JobStore:
         values: dict[str, Any] = {"finished_at": now,
                                   "cancel_requested_at": func.coalesce(_T.c.cancel_requested_at, now)}
         if response is not None:
-            values["response"] = dict(response)
+            values["response"] = clean_json(dict(response))
         return self._transition(job_id, JobStatus.CANCELLED, values)
 
     def finalize_cancelled(self, job_id: str, response: Mapping[str, Any], text: str) -> bool:
@@ -192,7 +195,7 @@ class JobStore:
         """
         stmt = update(_T).where(
             _T.c.id == job_id, _T.c.status == JobStatus.CANCELLED.value, _T.c.response.is_(None),
-        ).values(response=dict(response), partial_output=text, updated_at=utcnow())
+        ).values(response=clean_json(dict(response)), partial_output=clean_text(text), updated_at=utcnow())
         return self._write(stmt, job_id)
 
     def request_cancel(self, job_id: str, *, user_id: str | None = None) -> bool:
@@ -205,7 +208,7 @@ class JobStore:
 
     def cancel_requested(self, job_id: str) -> bool:
         """True when cancellation was requested or the job already ended (so work should stop)."""
-        with self.engine.connect() as conn:
+        with self._single.connect() as conn:
             row = conn.execute(select(_T.c.status, _T.c.cancel_requested_at).where(_T.c.id == job_id)).first()
         return row is None or row.cancel_requested_at is not None or row.status in _TERMINAL
 
@@ -228,7 +231,7 @@ class JobStore:
         if not text_delta:
             return False
         stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value).values(
-            partial_output=_T.c.partial_output + text_delta, updated_at=utcnow())
+            partial_output=_T.c.partial_output + clean_text(text_delta), updated_at=utcnow())
         return self._write(stmt, job_id)
 
     def note_error(self, job_id: str, code: str, message: str) -> bool:
@@ -237,7 +240,7 @@ class JobStore:
         When retries run out, the failure handler fails the job with this code and message.
         """
         stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value).values(
-            error_code=code, error_message=message[:2000], updated_at=utcnow())
+            error_code=code, error_message=clean_text(message[:2000]), updated_at=utcnow())
         return self._write(stmt, job_id)
 
     # ---- maintenance --------------------------------------------------------------------------
@@ -251,11 +254,12 @@ class JobStore:
         victims = (
             select(_T.c.id)
             .where(_T.c.status.in_(_TERMINAL), _T.c.finished_at < older_than)
-            .order_by(_T.c.finished_at)
             .limit(batch_size)
         )
-        if self.engine.dialect.name == "postgresql":
-            victims = victims.with_for_update(skip_locked=True)
+        if self._postgres:
+            # Oldest first, skipping rows live writers hold. SQLite gets no ORDER BY: its plan would sort
+            # every expired row on every batch (quadratic), and any expired rows will do.
+            victims = victims.order_by(_T.c.finished_at).with_for_update(skip_locked=True)
         with self.engine.begin() as conn:
             return conn.execute(delete(_T).where(_T.c.id.in_(victims.scalar_subquery()))).rowcount
 
@@ -279,11 +283,11 @@ class JobStore:
     def counts_by_status(self) -> dict[tuple[str, str], int]:
         """(kind, status) -> number of jobs, for metrics."""
         query = select(_T.c.kind, _T.c.status, func.count()).group_by(_T.c.kind, _T.c.status)
-        with self.engine.connect() as conn:
+        with self._single.connect() as conn:
             return {(kind, status): count for kind, status, count in conn.execute(query)}
 
     def ping(self) -> None:
-        with self.engine.connect() as conn:
+        with self._single.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     # ---- internals ----------------------------------------------------------------------------
@@ -298,14 +302,16 @@ class JobStore:
         return self._write(stmt.values(status=target.value, updated_at=utcnow(), **values), job_id)
 
     def _write(self, stmt: Update, job_id: str) -> bool:
+        """Run a guarded UPDATE; says whether it applied. On PostgreSQL the NOTIFY rides on the same
+        single autocommit statement (RETURNING pg_notify), delivered when it commits."""
+        if self._postgres:
+            with self._single.connect() as conn:
+                return conn.execute(stmt.returning(func.pg_notify(JOB_CHANNEL, _T.c.id))).first() is not None
         with self.engine.begin() as conn:
-            applied = conn.execute(stmt).rowcount == 1
-            if applied:
-                self._notify_change(conn, job_id)
-        return applied
+            return conn.execute(stmt).rowcount == 1
 
     def _notify_change(self, conn: Connection, job_id: str) -> None:
-        if self._notify:
+        if self._postgres:
             conn.execute(text("SELECT pg_notify(:channel, :job_id)"), {"channel": JOB_CHANNEL, "job_id": job_id})
 
     def _insert_ignoring_duplicates(self, conn: Connection) -> Any:
@@ -320,6 +326,21 @@ class JobStore:
             query = query.where(_T.c.user_id == user_id)
         row = conn.execute(query).first()
         return _to_job(row._mapping) if row is not None else None
+
+
+def clean_text(text: str) -> str:
+    """PostgreSQL text and JSONB cannot hold NUL; a provider may still send one. Keep the rest."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def clean_json(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_json(v) for v in value]
+    return value
 
 
 def _to_job(row: Mapping[str, Any] | RowMapping) -> Job:

@@ -54,6 +54,9 @@ def looks_like_key(secret: str) -> bool:
 class ApiKeyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # The lookup on every API request is one statement: no BEGIN/ROLLBACK around it on PostgreSQL.
+        self._single = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                        if engine.dialect.name == "postgresql" else engine)
 
     def create(self, user_id: str, *, label: str | None = None) -> IssuedKey:
         if not user_id.strip():
@@ -70,7 +73,7 @@ class ApiKeyStore:
         if not looks_like_key(secret):
             return None
         digest = hash_key(secret)
-        with self.engine.connect() as conn:
+        with self._single.connect() as conn:
             row = conn.execute(select(_T).where(_T.c.key_hash == digest)).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
             return None
