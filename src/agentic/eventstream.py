@@ -60,15 +60,17 @@ class SSEDecoder:
         if self._skip_lf:
             text, self._skip_lf = text.removeprefix("\n"), False
         events: list[SSEEvent] = []
-        start = 0
-        for match in _LINE_END.finditer(text):
-            self._partial.append(text[start:match.start()])
-            events.extend(self._line("".join(self._partial)))
-            self._partial = []
-            start = match.end()
+        # str.split is several times faster than the regex; most streams never send a "\r".
+        pieces = _LINE_END.split(text) if "\r" in text else text.split("\n")
         self._skip_lf = text.endswith("\r")
-        if start < len(text):
-            self._partial.append(text[start:])
+        for piece in pieces[:-1]:
+            line = piece
+            if self._partial:
+                self._partial.append(piece)
+                line, self._partial = "".join(self._partial), []
+            events.extend(self._line(line))
+        if pieces[-1]:
+            self._partial.append(pieces[-1])
         return events
 
     def _line(self, line: str) -> list[SSEEvent]:

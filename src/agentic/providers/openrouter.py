@@ -47,21 +47,23 @@ class _Completion:
     done: bool = False
 
     def apply(self, chunk: Mapping[str, Any], secrets: tuple[str, ...]) -> str | None:
-        """Record one chunk; returns its text delta, if any. Raises for an error reported in-stream."""
-        if isinstance(chunk.get("error"), Mapping):
+        """Record one chunk; returns its text delta, if any. Raises for an error reported in-stream.
+
+        ``dict`` checks, not ``Mapping``: parsed JSON is always dicts, and ABC checks cost per token."""
+        if isinstance(chunk.get("error"), dict):
             raise _stream_error(chunk["error"], self.provider, secrets)
         self.id = self.id or _str_or_none(chunk.get("id"))
         self.model = self.model or _str_or_none(chunk.get("model"))
-        if isinstance(chunk.get("usage"), Mapping):
+        if isinstance(chunk.get("usage"), dict):
             self.usage = _usage(chunk["usage"])
         choices = chunk.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return None
         choice = choices[0]
         if isinstance(choice.get("finish_reason"), str):
             self.finish_reason = choice["finish_reason"]
         delta = choice.get("delta", choice.get("message"))  # "message" in a non-streamed answer
-        content = delta.get("content") if isinstance(delta, Mapping) else None
+        content = delta.get("content") if isinstance(delta, dict) else None
         if isinstance(content, str) and content:
             self.parts.append(content)
             return content
