@@ -29,15 +29,20 @@ NOTIFY_CLIENT = "notify-client"
 MARK_FAILED = "mark-failed"
 
 
-def job_id_of(event: inngest.Event) -> str:
+def job_id_of(event: inngest.Event, expected: str) -> str:
+    """The job the event is about. An event of another name is refused: the signature covers the body, not
+    the function id in the URL, so a signed call for one function can be replayed to another."""
+    if event.name != expected:
+        raise inngest.NonRetriableError(f"this function runs on {expected} events, not {event.name}")
     job_id = event.data.get("job_id")
     if not isinstance(job_id, str) or not job_id:
         raise inngest.NonRetriableError("event.data.job_id is missing")
     return job_id
 
 
-def run_job(ctx: inngest.ContextSync, runner: JobRunner, call_step: str, call: ProviderCall) -> Summary:
-    job_id = job_id_of(ctx.event)
+def run_job(ctx: inngest.ContextSync, runner: JobRunner, call_step: str, call: ProviderCall, *,
+            event_name: str) -> Summary:
+    job_id = job_id_of(ctx.event, event_name)
     # ctx.attempt is the attempt of the step this request executes, so each step gets its own.
     began: Summary = ctx.step.run(MARK_PROCESSING, runner.begin, job_id, ctx.attempt)
     if not began["started"]:
@@ -116,7 +121,7 @@ def make_job_function(
         on_failure=on_failure(runner),
     )
     def run(ctx: inngest.ContextSync) -> Summary:
-        return run_job(ctx, runner, call_step, call)
+        return run_job(ctx, runner, call_step, call, event_name=event)
 
     return run
 

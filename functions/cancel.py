@@ -19,7 +19,7 @@ def make_cancel(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Function
     @client.create_function(fn_id=FUNCTION_ID, name="Cancel LLM job",
                             trigger=inngest.TriggerEvent(event=EVENT_CANCEL), retries=3)
     def cancel(ctx: inngest.ContextSync) -> dict[str, Any]:
-        job_id = job_id_of(ctx.event)
+        job_id = job_id_of(ctx.event, EVENT_CANCEL)
         result: dict[str, Any] = ctx.step.run("mark-cancelled", runner.cancel, job_id)
         return {"job_id": job_id, **result}
 

@@ -7,6 +7,7 @@ refuses to start without ``INNGEST_SIGNING_KEY``: an unsigned endpoint would run
 from __future__ import annotations
 
 import logging
+import re
 
 import inngest
 
@@ -15,12 +16,28 @@ from agentic.config import ConfigError, Settings
 APP_ID = "agentic"
 
 
+class RedactEventKey(logging.Filter):
+    """httpx logs each request's URL at INFO; the event API's URL carries the event key (``/e/<key>``)."""
+
+    _EVENT_PATH = re.compile(r"/e/[^/?#\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._EVENT_PATH.sub("/e/[redacted]", str(arg)) if "/e/" in str(arg) else arg
+                                for arg in record.args)
+        return True
+
+
+_REDACT_EVENT_KEY = RedactEventKey()
+
+
 def create_inngest_client(settings: Settings) -> inngest.Inngest:
     if not settings.inngest_is_dev and settings.inngest_signing_key is None:
         raise ConfigError(
             "INNGEST_SIGNING_KEY is not set: it is required in production, where Inngest signs every call "
             "to /api/inngest. Set it (the Inngest Vercel integration does), or set INNGEST_DEV=1 to run "
             "against the local Inngest dev server.")
+    logging.getLogger("httpx").addFilter(_REDACT_EVENT_KEY)  # idempotent: a logger keeps one of each filter
     base = str(settings.inngest_base_url) if settings.inngest_base_url else None
     event_base = str(settings.inngest_event_api_base_url) if settings.inngest_event_api_base_url else base
     return inngest.Inngest(

@@ -9,7 +9,7 @@ a job that is terminal.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,9 +32,6 @@ class EventSender(Protocol):
 class InngestEventSender:
     """Sends events through the Inngest client, waiting at most ``timeout`` seconds."""
 
-    _pool: ThreadPoolExecutor | None = None
-    _pool_lock = threading.Lock()
-
     def __init__(self, client: inngest.Inngest, *, timeout: float = 5.0) -> None:
         self.client = client
         self.timeout = timeout
@@ -43,7 +40,16 @@ class InngestEventSender:
         import inngest
 
         event = inngest.Event(name=name, data=data, id=event_id or "")
-        future: Future[list[str]] = self._executor().submit(self.client.send_sync, [event])
+        future: Future[list[str]] = Future()
+
+        def deliver() -> None:
+            try:
+                future.set_result(self.client.send_sync([event]))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        # A thread of its own: a send we gave up on may block for a long time, and must not hold up later ones.
+        threading.Thread(target=deliver, name="inngest-send", daemon=True).start()
         try:
             future.result(timeout=self.timeout)
         except FutureTimeout:
@@ -51,13 +57,6 @@ class InngestEventSender:
         except Exception as exc:
             raise EventSendError(f"the Inngest event API refused the event: {type(exc).__name__}: "
                                  f"{_safe_message(exc)}") from None
-
-    @classmethod
-    def _executor(cls) -> ThreadPoolExecutor:
-        with cls._pool_lock:
-            if cls._pool is None:
-                cls._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="inngest-send")
-            return cls._pool
 
 
 def _safe_message(exc: Exception) -> str:

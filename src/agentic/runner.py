@@ -225,6 +225,9 @@ class JobRunner:
             return {"outcome": "skipped", "status": job.status.value}
         if job.cancel_requested_at is not None:
             return {"outcome": "cancelled", "status": self._cancel_now(job_id)}
+        if job.response is not None:  # an earlier attempt saved the answer and its reply was lost: done already
+            return {"outcome": "generated", "finish_reason": job.response.get("finish_reason", "stop"),
+                    "completion_tokens": job.completion_tokens or 0}
         if attempt > 0:
             self.store.record_attempt(job_id)
         if job.partial_output:

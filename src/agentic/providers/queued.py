@@ -85,6 +85,11 @@ class QueuedLLMRepository:
             # A replayed create re-sends too: the event id makes that a no-op unless the first send was lost.
             self.events.send(EVENT_FOR_KIND[kind], {"job_id": job.id, "user_id": user_id}, event_id=job.id)
         except EventSendError as exc:
+            if not created:
+                # A replay: the first request queued this job (its event is with Inngest, or that request is
+                # still sending it and fails the job itself if it cannot). This re-send was only a safety net:
+                # failing the job here would fail a job Inngest is about to run. The client may retry later.
+                raise QueueUnavailable(job, str(exc)) from exc
             self.store.fail(job.id, ErrorCode.QUEUE_UNAVAILABLE.value, str(exc), release_idempotency_key=True)
             failed = self.store.get(job.id) or job
             raise QueueUnavailable(failed, str(exc)) from exc

@@ -256,8 +256,10 @@ def _register_domain_handlers(app: Flask) -> None:
     @app.errorhandler(QueueUnavailable)
     def _queue_down(exc: QueueUnavailable) -> Response:
         log.warning("could not queue job %s: %s", exc.job.id, exc.reason)
-        return ApiProblem(503, "queue_unavailable",
-                          "the job queue is unreachable; the job was marked failed, retry later",
+        detail = ("the job queue is unreachable; the job was marked failed, retry later"
+                  if exc.job.status is JobStatus.FAILED else
+                  "the job queue is unreachable; the job stays queued, retry later to see it")
+        return ApiProblem(503, "queue_unavailable", detail,
                           headers={"Retry-After": "5"},
                           extra={"job_id": exc.job.id, "job_status": exc.job.status.value}).response()
 

@@ -6,8 +6,10 @@ cheap; everything that talks to the outside is built on first use.
 
 from __future__ import annotations
 
+import time
+
 import inngest.flask
-from flask import Flask, request
+from flask import Flask, Response, request
 
 from agentic.config import Settings, load_settings
 from agentic.web.container import Container, build_container
@@ -29,18 +31,43 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.extensions[CONTAINER_KEY] = container
 
     @app.before_request
-    def _inngest_body_limit() -> None:
+    def _inngest_guard() -> Response | None:
         if request.endpoint == INNGEST_ENDPOINT:
             request.max_content_length = max(INNGEST_MAX_REQUEST_BYTES, settings.max_request_bytes)
+            if not settings.inngest_is_dev and stale_signature(request.headers.get("X-Inngest-Signature")):
+                return Response('{"message":"Unauthorized"}', status=401, mimetype="application/json")
+        return None
 
     from agentic.web.api import register_api
     from agentic.web.playground import playground_bp
 
     register_api(app, container)
     app.register_blueprint(playground_bp)  # GET / : the playground page (holds no secrets, needs no key)
+    # Only Inngest's signed syncs may register the app: an unsigned PUT would register it at the URL the
+    # request names, signed with our key. Dev mode is unaffected (the dev server does not sign).
     inngest.flask.serve(app, container.inngest,
-                        build_functions(container.inngest, FunctionDeps(settings, container.runner)))
+                        build_functions(container.inngest, FunctionDeps(settings, container.runner)),
+                        enable_unauthed_sync=False)
     return app
+
+
+#: The Python SDK does not check a signature's age; we refuse one older (or newer) than this, so a captured
+#: signed request cannot be replayed later.
+SIGNATURE_MAX_AGE_SECONDS = 300
+
+
+def stale_signature(header: str | None) -> bool:
+    """True when a signature header has no readable ``t=`` or one further than 5 minutes from now.
+
+    An absent header is left to the SDK (it answers 401 in production)."""
+    if not header:
+        return False
+    parts = dict(part.split("=", 1) for part in header.split("&") if "=" in part)
+    try:
+        signed_at = int(parts["t"])
+    except (KeyError, ValueError):
+        return True
+    return abs(time.time() - signed_at) > SIGNATURE_MAX_AGE_SECONDS
 
 
 def container_of(app: Flask) -> Container:
