@@ -189,6 +189,10 @@ class JobRunner:
             return {"failed": False, "status": None}
         if job.is_terminal:
             return {"failed": False, "status": job.status.value}
+        if job.status is JobStatus.PROCESSING and job.response is not None:
+            # The answer was saved; only a later step (store-result) gave up. Keep what was paid for.
+            completed = self.finish(job_id)
+            return {"failed": False, "status": completed["status"]}
         code = job.error_code or "function_failed"
         detail = job.error_message or message or "the job's run failed"
         return self.fail(job_id, code, detail)

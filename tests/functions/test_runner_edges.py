@@ -1,4 +1,4 @@
-"""A cancel that lands while call-llm streams: the job ends cancelled and keeps every streamed word."""
+"""The runner at the edges of a run: a cancel landing mid-stream, and a run that fails after its answer was saved."""
 
 from __future__ import annotations
 
@@ -34,3 +34,27 @@ def test_cancel_by_llm_cancel_mid_stream_keeps_the_partial_response(store: JobSt
     # Everything streamed before the stop is there, including text after the last progress write.
     assert final.partial_output == final.response["content"] != ""
     assert len(final.partial_output.split()) < 64  # it did stop early
+
+
+def test_a_run_that_fails_after_the_answer_was_saved_completes_the_job(store: JobStore) -> None:
+    """store-result ran out of retries (say the database was down): the failure handler keeps the answer."""
+    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics(), preview_model="mock")
+    job = create_generate_job(store, provider="mock")
+    assert runner.begin(job.id)["started"]
+    assert runner.call_llm(job.id)["outcome"] == "generated"
+
+    assert runner.fail_exhausted(job.id, "store-result: connection refused") == {"failed": False,
+                                                                                 "status": "completed"}
+    final = reload(store, job)
+    assert final.status is JobStatus.COMPLETED and final.response is not None and final.error_code is None
+
+
+def test_a_run_that_fails_before_any_answer_is_failed_with_the_last_error(store: JobStore) -> None:
+    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics(), preview_model="mock")
+    job = create_generate_job(store, provider="mock")
+    assert runner.begin(job.id)["started"]
+    store.note_error(job.id, "overloaded", "529 from upstream")
+    assert runner.fail_exhausted(job.id, "step failed")["failed"]
+    final = reload(store, job)
+    assert (final.status, final.error_code, final.error_message) == (JobStatus.FAILED, "overloaded",
+                                                                     "529 from upstream")
