@@ -103,6 +103,7 @@ def make_job_function(
     retries: int,
     throttle_limit: int,
     throttle_period_seconds: int,
+    concurrency_per_user: int | None,
     call_step: str,
     call: Callable[[str, int], Summary],
 ) -> inngest.Function[Any]:
@@ -116,6 +117,10 @@ def make_job_function(
         retries=retries,
         throttle=inngest.Throttle(limit=throttle_limit, period=timedelta(seconds=throttle_period_seconds),
                                   key="event.data.user_id"),
+        # Throttle limits how many runs start per period; this caps how many run at once (long reasoning
+        # calls from one user would otherwise pile up against the provider's quota).
+        concurrency=[inngest.Concurrency(limit=concurrency_per_user, key="event.data.user_id")]
+        if concurrency_per_user else None,
         cancel=[inngest.Cancel(event=EVENT_CANCEL, if_exp="async.data.job_id == event.data.job_id")],
         idempotency="event.data.job_id",
         on_failure=on_failure(runner),

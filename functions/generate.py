@@ -20,4 +20,5 @@ def make_generate(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Functi
         client, runner, fn_id=FUNCTION_ID, name="Generate LLM response", event=EVENT_GENERATE, retries=RETRIES,
         throttle_limit=settings.generate_throttle_limit,
         throttle_period_seconds=settings.generate_throttle_period_seconds,
+        concurrency_per_user=settings.concurrency_per_user,
         call_step="call-llm", call=runner.call_llm)

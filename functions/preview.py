@@ -20,4 +20,5 @@ def make_preview(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Functio
         client, runner, fn_id=FUNCTION_ID, name="Generate tile preview", event=EVENT_PREVIEW, retries=RETRIES,
         throttle_limit=settings.preview_throttle_limit,
         throttle_period_seconds=settings.preview_throttle_period_seconds,
+        concurrency_per_user=settings.concurrency_per_user,
         call_step="generate-preview", call=runner.call_preview)

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     generate_throttle_period_seconds: int = Field(60, ge=1)
     preview_throttle_limit: int = Field(10, ge=1)
     preview_throttle_period_seconds: int = Field(60, ge=1)
+    concurrency_per_user: int | None = Field(
+        None, ge=1, description="runs of llm-generate and of preview-generate in flight per user (unset: no cap)")
 
     # Delivery
     webhook_url: AnyHttpUrl | None = None

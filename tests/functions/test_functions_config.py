@@ -109,6 +109,18 @@ def test_throttle_follows_the_settings(make_settings: Callable[..., Settings], s
     assert isinstance(generate, dict) and isinstance(preview, dict)
     assert generate["throttle"] == {"key": "event.data.user_id", "limit": 2, "period": "2h", "burst": 1}
     assert preview["throttle"] == {"key": "event.data.user_id", "limit": 30, "period": "90s", "burst": 1}
+    assert generate.get("concurrency") is None and preview.get("concurrency") is None  # no cap unless asked
+
+
+def test_a_per_user_concurrency_cap_is_registered_when_set(make_settings: Callable[..., Settings],
+                                                           store: JobStore) -> None:
+    settings = make_settings(concurrency_per_user=2)
+    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics(), preview_model="m")
+    fns = {fn.local_id: fn for fn in build_functions(create_inngest_client(settings), FunctionDeps(settings, runner))}
+    for fn_id in ("llm-generate", "preview-generate"):
+        config = fns[fn_id].get_config(APP_URL).main.to_dict()
+        assert isinstance(config, dict)
+        assert config["concurrency"] == [{"key": "event.data.user_id", "limit": 2, "scope": None}]
 
 
 def test_client_is_the_agentic_app_in_dev_mode(make_settings: Callable[..., Settings]) -> None:
