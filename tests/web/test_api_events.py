@@ -303,6 +303,21 @@ def test_a_stream_ends_cleanly_at_the_time_limit_with_heartbeats(make_api: Calla
     assert state.limiter.open_streams(api.container.keys.list("alice")[0].id) == 0
 
 
+def test_a_stream_ends_soon_after_its_key_is_revoked(make_api: Callable[..., Api]) -> None:
+    api = make_api(use_queue=True, sse_max_seconds=10.0, sse_heartbeat_seconds=0.1)
+    issued = api.container.keys.create("alice")
+    job_id = queue(api, issued.secret)
+    stream = open_stream(api, job_id, issued.secret)
+    assert stream.next() is not None  # the first status event: the stream is open
+    started = time.monotonic()
+    assert api.container.keys.revoke(issued.key.id)
+    stream.rest()
+    assert time.monotonic() - started < 3  # well before SSE_MAX_SECONDS
+    assert "revoked" in stream.comments[-1]
+    state: ApiState = api.app.extensions[STATE_KEY]
+    assert state.limiter.open_streams(issued.key.id) == 0
+
+
 def test_open_streams_are_capped_per_key_and_released_on_disconnect(make_api: Callable[..., Api]) -> None:
     api = make_api(use_queue=True, sse_max_streams_per_key=1, sse_heartbeat_seconds=0.05)
     state: ApiState = api.app.extensions[STATE_KEY]

@@ -88,6 +88,12 @@ class ApiKeyStore:
         with self.engine.connect() as conn:
             return [_to_key(r._mapping) for r in conn.execute(query)]
 
+    def is_active(self, key_id: str) -> bool:
+        """Whether the key exists and is not revoked (asked by long-lived streams, once in a while)."""
+        with self._single.connect() as conn:
+            row = conn.execute(select(_T.c.revoked_at).where(_T.c.id == key_id)).first()
+        return row is not None and row.revoked_at is None
+
     def revoke(self, key_id: str) -> bool:
         """Revoke a key at once; False when no active key has that id."""
         with self.engine.begin() as conn:

@@ -175,6 +175,7 @@ def job_stream(job_id: str) -> Response:
         settings=StreamSettings(max_seconds=settings.sse_max_seconds,
                                 heartbeat_seconds=settings.sse_heartbeat_seconds),
         on_close=slot.release,
+        still_authorized=lambda: container.keys.is_active(key.id),
     )
     response = Response(stream_with_context(events), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -143,19 +143,21 @@ def job_events(
     resume: StreamPosition | None,
     settings: StreamSettings,
     on_close: Callable[[], None] = lambda: None,
+    still_authorized: Callable[[], bool] = lambda: True,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[str]:
     """The stream for ``job`` (already loaded and owned by the caller), from ``resume`` on.
 
     ``on_close`` runs however the stream ends: finished, timed out, or the client went away (the server
-    closes the generator, which raises GeneratorExit at the pending ``yield``).
+    closes the generator, which raises GeneratorExit at the pending ``yield``). ``still_authorized`` is
+    asked once per heartbeat interval, so a stream ends soon after its API key is revoked.
     """
     deadline = clock() + settings.max_seconds
     tracker = _Tracker(resume)
     subscription: Subscription | None = None
     try:
         yield f"retry: {RETRY_MILLISECONDS}\n\n"
-        last_sent = clock()
+        last_sent = last_auth = clock()
         if not job.is_terminal:
             subscription = watcher().subscribe(job.id)
             reloaded = load()  # after subscribing, so no change slips between this read and the first wait
@@ -170,6 +172,11 @@ def job_events(
                 yield tracker.done(job)
                 return
             now = clock()
+            if now - last_auth >= settings.heartbeat_seconds:
+                if not still_authorized():
+                    yield ": the API key was revoked; the stream ends\n\n"
+                    return
+                last_auth = now
             if now >= deadline:
                 yield ": stream time limit reached; reconnect with Last-Event-ID to continue\n\n"
                 return
