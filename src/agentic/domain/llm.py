@@ -42,7 +42,10 @@ class LLMRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    messages: Annotated[list[Message], Field(min_length=1, max_length=MAX_MESSAGES)]
+    messages: Annotated[list[Message], Field(
+        min_length=1, max_length=MAX_MESSAGES,
+        description="the conversation; system messages become the system prompt, and at least one message "
+                    "must be a user or assistant message")]
     model: Annotated[str, Field(min_length=1, max_length=MAX_MODEL_ID_CHARS, pattern=r"^[\w.:/@+-]+$")]
     temperature: Annotated[float | None, Field(ge=0.0, le=2.0)] = None
     max_tokens: Annotated[int | None, Field(ge=1, le=200_000)] = None
