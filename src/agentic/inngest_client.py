@@ -7,11 +7,11 @@ refuses to start without ``INNGEST_SIGNING_KEY``: an unsigned endpoint would run
 from __future__ import annotations
 
 import logging
-import re
 
 import inngest
 
 from agentic.config import ConfigError, Settings
+from agentic.queue import redact_event_key
 
 APP_ID = "agentic"
 
@@ -19,12 +19,9 @@ APP_ID = "agentic"
 class RedactEventKey(logging.Filter):
     """httpx logs each request's URL at INFO; the event API's URL carries the event key (``/e/<key>``)."""
 
-    _EVENT_PATH = re.compile(r"/e/[^/?#\s\"']+")
-
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self._EVENT_PATH.sub("/e/[redacted]", str(arg)) if "/e/" in str(arg) else arg
-                                for arg in record.args)
+            record.args = tuple(redact_event_key(str(arg)) if "/e/" in str(arg) else arg for arg in record.args)
         return True
 
 

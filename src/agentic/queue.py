@@ -8,6 +8,7 @@ a job that is terminal.
 
 from __future__ import annotations
 
+import re
 import threading
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -56,10 +57,12 @@ class InngestEventSender:
             raise EventSendError(f"the Inngest event API did not answer within {self.timeout:g}s") from None
         except Exception as exc:
             raise EventSendError(f"the Inngest event API refused the event: {type(exc).__name__}: "
-                                 f"{_safe_message(exc)}") from None
+                                 f"{redact_event_key(str(exc))[:300]}") from None
 
 
-def _safe_message(exc: Exception) -> str:
-    # Event keys appear in the event API's URL; never let one reach an error message or a log.
-    text = str(exc)
-    return "" if "/e/" in text else text[:300]
+_EVENT_KEY_IN_URL = re.compile(r"/e/[^/?#\s\"']+")
+
+
+def redact_event_key(text: str) -> str:
+    """The event API's URL is ``/e/<event key>``: mask the key wherever a URL may be echoed (errors, logs)."""
+    return _EVENT_KEY_IN_URL.sub("/e/[redacted]", text) if "/e/" in text else text

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentic.domain.errors import ErrorCode, LLMError
-from agentic.domain.jobs import Job, JobKind, JobStatus
+from agentic.domain.jobs import Job, JobStatus
 from agentic.domain.llm import LLMRequest, LLMResponse, PreviewRequest
 from agentic.metrics import Metrics
 from agentic.preview import generate_preview
@@ -300,4 +300,4 @@ def cleanup_cutoffs(retention_days: int, stuck_minutes: int) -> dict[str, str]:
             "stuck_before": (now - timedelta(minutes=stuck_minutes)).isoformat()}
 
 
-__all__ = ["CancelWatch", "JobKind", "JobRunner", "ProgressWriter", "cleanup_cutoffs"]
+__all__ = ["CancelWatch", "JobRunner", "ProgressWriter", "cleanup_cutoffs"]

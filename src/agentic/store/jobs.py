@@ -12,7 +12,7 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, delete, func, select, text, tuple_, update
@@ -368,9 +368,6 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return moment, job_id
 
 
-def cutoff(days: int) -> datetime:
-    return utcnow() - timedelta(days=days)
 
-
-__all__ = ["JOB_CHANNEL", "IdempotencyConflict", "InvalidCursor", "JobPage", "JobStore", "cutoff", "new_job_id"]
+__all__ = ["JOB_CHANNEL", "IdempotencyConflict", "InvalidCursor", "JobPage", "JobStore", "new_job_id"]
 

@@ -51,7 +51,6 @@ _HTTP_CODES: dict[int, str] = {
 _LLM_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.NOT_CONFIGURED: 503,
-    ErrorCode.QUEUE_UNAVAILABLE: 503,
 }
 _LLM_FIELD: dict[ErrorCode, str] = {ErrorCode.MODEL_NOT_FOUND: "model", ErrorCode.CONTEXT_TOO_LONG: "messages"}
 
