@@ -65,7 +65,7 @@ def sse(name: str, **data: Any) -> bytes:
     return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
 
 
-def message_start(input_tokens: int = 25, cache_read: int = 5, *, id: str = "msg_01XYZ",  # noqa: A002
+def message_start(input_tokens: int = 25, cache_read: int = 5, *, id: str = "msg_01XYZ",
                   model: str = MODEL) -> bytes:
     return sse("message_start", message={
         "id": id, "type": "message", "role": "assistant", "content": [], "model": model,
@@ -89,7 +89,7 @@ def error_event(error_type: str, message: str) -> bytes:
 
 
 def events_for(*texts: str, stop_reason: str = "end_turn", input_tokens: int = 25, cache_read: int = 5,
-               output_tokens: int = 15, id: str = "msg_01XYZ", model: str = MODEL) -> list[bytes]:  # noqa: A002
+               output_tokens: int = 15, id: str = "msg_01XYZ", model: str = MODEL) -> list[bytes]:
     """The full event sequence of one text message, as the Messages API streams it."""
     return [message_start(input_tokens, cache_read, id=id, model=model),
             sse("content_block_start", index=0, content_block={"type": "text", "text": ""}), sse("ping"),
@@ -119,7 +119,7 @@ class Reply:
 
 
 def message(*texts: str, stop_reason: str = "end_turn", input_tokens: int = 25, cache_read: int = 5,
-            output_tokens: int = 15, id: str = "msg_01XYZ", model: str = MODEL,  # noqa: A002
+            output_tokens: int = 15, id: str = "msg_01XYZ", model: str = MODEL,
             headers: dict[str, str] | None = None) -> Reply:
     """A finished text message: streamed when the request says ``"stream": true``, else the JSON Message."""
     body = {"id": id, "type": "message", "role": "assistant", "model": model,
@@ -251,7 +251,7 @@ def _handler_for(server: AnthropicStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive and chunked bodies, as the real API
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: pytest shows failures, not every request
 
         def do_POST(self) -> None:
