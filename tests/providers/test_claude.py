@@ -5,6 +5,7 @@ respx cannot reach httpx2, so the network edge is a real socket: ``tests/provide
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -236,6 +237,17 @@ def test_non_json_error_body(repo: ClaudeRepository, anthropic_server: Anthropic
 def test_echoed_key_never_reaches_the_error(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
     anthropic_server.reply(api_error(401, "authentication_error", f"invalid x-api-key {KEY}"))
     assert failure(repo).code is ErrorCode.AUTHENTICATION  # failure() checks the key is absent
+
+
+def test_the_key_is_in_no_log_record(repo: ClaudeRepository, anthropic_server: AnthropicStandIn,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK, httpx2 and httpcore2 log requests and responses at DEBUG: none of it carries the key."""
+    anthropic_server.reply(message("ok"), api_error(401, "authentication_error", f"invalid x-api-key {KEY}"))
+    with caplog.at_level(logging.DEBUG):
+        repo.generate(request(temperature=0.5))
+        failure(repo)
+    assert any(record.name.startswith("anthropic") for record in caplog.records)  # the SDK did log
+    assert not [record.name for record in caplog.records if KEY in record.getMessage()]
 
 
 # --- failures inside a 200 stream -------------------------------------------------------------------------
