@@ -3,8 +3,8 @@
 The SDK is imported on first use, not with this module: it is large, and a worker or web process that
 never talks to Anthropic should not pay for it at start-up. The SDK's own retries are off (``max_retries=0``)
 because retrying is the job queue's decision, made once, with the error classified here. SDK 2.x talks
-HTTP through ``httpx2`` (not ``httpx``), imported with it; its OpenTelemetry spans and trace headers are off so
-prompts never land in a host application's traces and the requests stay as they were.
+HTTP through ``httpx2`` (not ``httpx``; imported with the SDK, so lazily too) and sends the key as a bearer
+token; its OpenTelemetry spans and trace headers are off, so prompts never land in a host application's traces.
 Unlike the original agent-SDK wrapper this sends the conversation as real turns, honours the sampling
 parameters, reports the provider's token counts and stop reason, and keeps the key on the instance rather
 than in the process environment.
