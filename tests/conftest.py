@@ -1,4 +1,4 @@
-"""Shared fixtures: a real database for each test, SQLite and PostgreSQL.
+"""Shared fixtures: a real database for each test, SQLite and PostgreSQL; the loopback Anthropic stand-in.
 
 PostgreSQL tests use ``TEST_DATABASE_URL`` (``.ci/run`` points it at the local server). Each test gets a
 schema of its own, dropped afterwards, so nothing is left on a server that later runs reuse.
@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from agentic.store.engine import create_db_engine, init_db
 from agentic.store.jobs import JobStore
+from tests.providers.anthropic_server import anthropic_server, anthropic_stand_in  # noqa: F401 (fixtures)
 
 os.environ.setdefault("INNGEST_DEV", "1")  # before any app import: tests never reach Inngest Cloud
 

@@ -1,6 +1,6 @@
 """5. Cold start: a fresh interpreter importing the serverless entry module (root ``app.py``) and building
 the app, against one importing flask + inngest + sqlmodel alone. Median of N alternating runs.
-Goal: within 1.3x; also checks that no provider SDK (``anthropic``) is imported by building the app.
+Goal: within 1.3x; also checks that no provider SDK (``anthropic``, nor its ``httpx2``) is imported by building the app.
 
 Two more contenders explain the gap: the least app on the same stack (an ``inngest.Inngest`` client, a Flask
 app and ``inngest.flask.serve`` of one function), and every contender again with ``trio`` unimportable, as
@@ -24,7 +24,7 @@ from bench.stats import median
 
 GOAL = 1.3
 ROOT = Path(__file__).resolve().parents[2]
-PROVIDER_SDKS = ("anthropic", "openai")
+PROVIDER_SDKS = ("anthropic", "openai", "httpx2")  # httpx2: the Anthropic SDK 2.x HTTP stack
 
 REPORT = (f"import json, sys; print(json.dumps({{'sdks': [m for m in {PROVIDER_SDKS!r} if m in sys.modules], "
           "'modules': len(sys.modules)}))")

@@ -1,57 +1,41 @@
-"""ClaudeRepository through the real Anthropic SDK, with only the network edge mocked (respx)."""
+"""ClaudeRepository through the real Anthropic SDK (2.x, httpx2) against a loopback stand-in for the Messages API.
+
+respx cannot reach httpx2, so the network edge is a real socket: ``tests/providers/anthropic_server.py``.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import respx
 
 from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.llm import LLMRequest, Message
-from agentic.providers.claude import DEFAULT_MAX_TOKENS, ClaudeRepository
-from tests.providers.streams import Body
+from agentic.providers.claude import DEFAULT_MAX_TOKENS, SAMPLING_API_VERSION, ClaudeRepository
+from tests.providers.anthropic_server import (
+    MODEL,
+    AnthropicStandIn,
+    api_error,
+    error_event,
+    events_for,
+    hang,
+    message,
+    message_delta,
+    message_start,
+    raw,
+    sse,
+    stream,
+    text_delta,
+)
 
-BASE = "https://anthropic.test"
 KEY = "sk-ant-api03-0123456789abcdefSECRET"
-MODEL = "claude-haiku-4-5-20251001"
-
-
-def event(name: str, **data: Any) -> bytes:
-    return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
-
-
-def message_start(input_tokens: int = 25, cache_read: int = 5) -> bytes:
-    return event("message_start", message={
-        "id": "msg_01XYZ", "type": "message", "role": "assistant", "content": [], "model": MODEL,
-        "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "cache_creation_input_tokens": 0,
-                  "cache_read_input_tokens": cache_read, "output_tokens": 1}})
-
-
-def text_delta(text: str, index: int = 0) -> bytes:
-    return event("content_block_delta", index=index, delta={"type": "text_delta", "text": text})
-
-
-def message_delta(stop_reason: str = "end_turn", output_tokens: int = 15) -> bytes:
-    return event("message_delta", delta={"stop_reason": stop_reason, "stop_sequence": None},
-                 usage={"output_tokens": output_tokens})
-
-
-def happy(*texts: str, stop_reason: str = "end_turn") -> list[bytes]:
-    block = {"type": "text", "text": ""}
-    return [message_start(), event("content_block_start", index=0, content_block=block), event("ping"),
-            *[text_delta(t) for t in texts], event("content_block_stop", index=0),
-            message_delta(stop_reason), event("message_stop")]
 
 
 def request(**overrides: Any) -> LLMRequest:
@@ -62,29 +46,15 @@ def request(**overrides: Any) -> LLMRequest:
     return LLMRequest(**(fields | overrides))
 
 
+def claude(base_url: str, *, read_timeout: float = 2.0) -> ClaudeRepository:
+    return ClaudeRepository(KEY, base_url=base_url, connect_timeout=1.0, read_timeout=read_timeout)
+
+
 @pytest.fixture
-def repo() -> Iterator[ClaudeRepository]:
-    repository = ClaudeRepository(KEY, base_url=BASE, connect_timeout=1.0, read_timeout=2.0)
+def repo(anthropic_server: AnthropicStandIn) -> Iterator[ClaudeRepository]:
+    repository = claude(anthropic_server.base_url)
     yield repository
     repository.close()
-
-
-@pytest.fixture
-def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
-        yield mock
-
-
-def stream_response(body: httpx.SyncByteStream | list[bytes]) -> httpx.Response:
-    stream = body if isinstance(body, httpx.SyncByteStream) else Body(body)
-    return httpx.Response(200, headers={"content-type": "text/event-stream", "request-id": "req_1"},
-                          stream=stream)
-
-
-def api_error(status: int, error_type: str, message: str, headers: dict[str, str] | None = None
-              ) -> httpx.Response:
-    return httpx.Response(status, headers=headers or {},
-                          json={"type": "error", "error": {"type": error_type, "message": message}})
 
 
 def failure(repo: ClaudeRepository, **kwargs: Any) -> LLMError:
@@ -99,8 +69,8 @@ def failure(repo: ClaudeRepository, **kwargs: Any) -> LLMError:
 # --- success ----------------------------------------------------------------------------------------------
 
 
-def test_streamed_success(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    router.post("/v1/messages").mock(return_value=stream_response(happy("Hel", "lo, ", "wörld")))
+def test_streamed_success(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(message("Hel", "lo, ", "wörld"))
     deltas: list[str] = []
     response = repo.generate(request(), on_delta=deltas.append)
     assert response.content == "Hello, wörld" == "".join(deltas)
@@ -108,46 +78,76 @@ def test_streamed_success(repo: ClaudeRepository, router: respx.MockRouter) -> N
     assert response.finish_reason == "stop"
     assert (response.usage.prompt_tokens, response.usage.completion_tokens, response.usage.total_tokens) \
         == (30, 15, 45)  # cached input tokens count as prompt tokens
+    assert anthropic_server.last.events_sent == 9  # the whole stream, ping included, was read
 
 
-def test_request_body_and_headers(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    route = router.post("/v1/messages").mock(return_value=stream_response(happy("ok")))
+def test_request_body_and_headers(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(message("ok"))
     repo.generate(request(temperature=0.3, top_p=0.9, stop=["END"], frequency_penalty=0.5))
-    sent = route.calls.last.request
-    assert sent.headers["x-api-key"] == KEY
-    assert "anthropic-version" in sent.headers
-    assert "authorization" not in sent.headers
-    assert json.loads(sent.content) == {
+    sent = anthropic_server.last
+    assert (sent.method, sent.path) == ("POST", "/v1/messages")
+    assert sent.headers["authorization"] == f"Bearer {KEY}"  # SDK 2.x sends the key as a bearer token
+    assert "x-api-key" not in sent.headers
+    assert sent.headers["x-stainless-retry-count"] == "0"
+    # SDK 2.x has no sampling parameters; they go out as before, on the last API version that accepts them.
+    assert sent.headers["anthropic-version"] == SAMPLING_API_VERSION
+    assert sent.json == {
         "model": MODEL, "stream": True, "max_tokens": DEFAULT_MAX_TOKENS,
         "system": "be brief\n\nbe kind",
         "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
                      {"role": "user", "content": "how are you?"}],
         "temperature": 0.3, "top_p": 0.9, "stop_sequences": ["END"],
     }  # frequency_penalty has no Anthropic equivalent and is not sent
+    assert not any(name.startswith("traceparent") for name in sent.headers)  # no OpenTelemetry propagation
 
 
-def test_optional_fields_are_left_out(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    route = router.post("/v1/messages").mock(return_value=stream_response(happy("ok")))
+def test_optional_fields_are_left_out(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(message("ok"))
     repo.generate(LLMRequest(model=MODEL, messages=[Message(role="user", content="hi")], max_tokens=77))
-    assert json.loads(route.calls.last.request.content) == {
-        "model": MODEL, "stream": True, "max_tokens": 77, "messages": [{"role": "user", "content": "hi"}]}
+    sent = anthropic_server.last
+    assert sent.json == {"model": MODEL, "stream": True, "max_tokens": 77,
+                         "messages": [{"role": "user", "content": "hi"}]}
+    assert sent.headers["anthropic-version"] != SAMPLING_API_VERSION  # the SDK's own version
+
+
+def test_one_sampling_parameter_alone(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(message("ok"))
+    repo.generate(LLMRequest(model=MODEL, messages=[Message(role="user", content="hi")], temperature=0.0))
+    sent = anthropic_server.last
+    assert (sent.json["temperature"], "top_p" in sent.json) == (0.0, False)
+    assert sent.headers["anthropic-version"] == SAMPLING_API_VERSION
+
+
+def test_the_client_is_reused(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(message("one"), message("two"))
+    assert [repo.generate(request()).content for _ in range(2)] == ["one", "two"]
+    assert len(anthropic_server.requests) == 2
 
 
 @pytest.mark.parametrize(("stop_reason", "finish"), [
     ("end_turn", "stop"), ("stop_sequence", "stop"), ("pause_turn", "stop"), ("max_tokens", "length"),
-    ("tool_use", "tool_calls"), ("refusal", "content_filter"), ("brand_new_reason", "stop"),
+    ("model_context_window_exceeded", "length"), ("tool_use", "tool_calls"), ("refusal", "content_filter"),
+    ("brand_new_reason", "stop"),
 ])
-def test_stop_reason_mapping(repo: ClaudeRepository, router: respx.MockRouter, stop_reason: str,
+def test_stop_reason_mapping(repo: ClaudeRepository, anthropic_server: AnthropicStandIn, stop_reason: str,
                              finish: str) -> None:
-    router.post("/v1/messages").mock(return_value=stream_response(happy("x", stop_reason=stop_reason)))
+    anthropic_server.reply(message("x", stop_reason=stop_reason))
     assert repo.generate(request()).finish_reason == finish
 
 
-def test_thinking_deltas_are_not_content(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    thinking = event("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": "hmm"})
-    chunks = [message_start(), thinking, text_delta("answer", 1), message_delta(), event("message_stop")]
-    router.post("/v1/messages").mock(return_value=stream_response(chunks))
+def test_thinking_deltas_are_not_content(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    thinking = sse("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": "hmm"})
+    anthropic_server.reply(stream(message_start(), thinking, text_delta("answer", 1), message_delta(),
+                                  sse("message_stop")))
     assert repo.generate(request()).content == "answer"
+
+
+def test_cumulative_input_tokens_in_message_delta_win(repo: ClaudeRepository,
+                                                      anthropic_server: AnthropicStandIn) -> None:
+    final = message_delta("end_turn", 9, input_tokens=40, cache_read_input_tokens=2)
+    anthropic_server.reply(stream(message_start(), text_delta("x"), final, sse("message_stop")))
+    usage = repo.generate(request()).usage
+    assert (usage.prompt_tokens, usage.completion_tokens) == (42, 9)
 
 
 # --- HTTP errors ------------------------------------------------------------------------------------------
@@ -174,13 +174,13 @@ def test_thinking_deltas_are_not_content(repo: ClaudeRepository, router: respx.M
     (504, "timeout_error", "gateway timeout", ErrorCode.UPSTREAM_ERROR, True),
     (529, "overloaded_error", "Overloaded", ErrorCode.OVERLOADED, True),
 ])
-def test_http_status_mapping(repo: ClaudeRepository, router: respx.MockRouter, status: int,
+def test_http_status_mapping(repo: ClaudeRepository, anthropic_server: AnthropicStandIn, status: int,
                              error_type: str, message: str, code: ErrorCode, retriable: bool) -> None:
-    route = router.post("/v1/messages").mock(return_value=api_error(status, error_type, message))
+    anthropic_server.reply(api_error(status, error_type, message))
     error = failure(repo)
     assert (error.code, error.retriable, error.status) == (code, retriable, status)
     assert error.message == message  # the provider's words, not the SDK's "Error code: …" wrapper
-    assert route.call_count == 1  # the SDK never retries by itself
+    assert len(anthropic_server.requests) == 1  # the SDK never retries by itself
 
 
 def _rfc3339(seconds: float) -> str:
@@ -198,38 +198,56 @@ def _rfc3339(seconds: float) -> str:
               "anthropic-ratelimit-tokens-reset": _rfc3339(6)}, 6.0),
     (dict, None),
 ])
-def test_rate_limit_retry_after(repo: ClaudeRepository, router: respx.MockRouter,
+def test_rate_limit_retry_after(repo: ClaudeRepository, anthropic_server: AnthropicStandIn,
                                 headers: Callable[[], dict[str, str]], expected: float | None) -> None:
-    router.post("/v1/messages").mock(return_value=api_error(429, "rate_limit_error", "slow down", headers()))
+    anthropic_server.reply(api_error(429, "rate_limit_error", "slow down", headers()))
     error = failure(repo)
     assert error.code is ErrorCode.RATE_LIMITED
     assert error.retry_after == (None if expected is None else pytest.approx(expected, abs=2))
+    assert len(anthropic_server.requests) == 1  # retry-after is ours to honour, not the SDK's
 
 
-def test_overloaded_529_keeps_retry_after(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    route = router.post("/v1/messages").mock(
-        return_value=api_error(529, "overloaded_error", "Overloaded", {"retry-after": "4"}))
+def test_overloaded_529_keeps_retry_after(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(api_error(529, "overloaded_error", "Overloaded", {"retry-after": "4"}))
     error = failure(repo)
     assert (error.code, error.retriable, error.retry_after) == (ErrorCode.OVERLOADED, True, 4.0)
-    assert route.call_count == 1
+    assert len(anthropic_server.requests) == 1
 
 
-def test_no_retry_on_500(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    route = router.post("/v1/messages").mock(return_value=api_error(500, "api_error", "boom"))
+def test_no_retry_on_500(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(api_error(500, "api_error", "boom"), message("never sent"))
     assert failure(repo).code is ErrorCode.UPSTREAM_ERROR
-    assert route.call_count == 1
+    assert len(anthropic_server.requests) == 1
 
 
-def test_non_json_error_body(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    router.post("/v1/messages").mock(return_value=httpx.Response(502, text="<html>Bad Gateway</html>"))
+def test_should_retry_header_does_not_make_the_sdk_retry(repo: ClaudeRepository,
+                                                         anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(api_error(409, "api_error", "conflict", {"x-should-retry": "true"}),
+                           message("never sent"))
+    failure(repo)
+    assert len(anthropic_server.requests) == 1
+
+
+def test_non_json_error_body(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(raw(502, "<html>Bad Gateway</html>"))
     error = failure(repo)
     assert (error.code, error.status) == (ErrorCode.UPSTREAM_ERROR, 502)
 
 
-def test_echoed_key_never_reaches_the_error(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    router.post("/v1/messages").mock(
-        return_value=api_error(401, "authentication_error", f"invalid x-api-key {KEY}"))
+def test_echoed_key_never_reaches_the_error(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(api_error(401, "authentication_error", f"invalid x-api-key {KEY}"))
     assert failure(repo).code is ErrorCode.AUTHENTICATION  # failure() checks the key is absent
+
+
+def test_the_key_is_in_no_log_record(repo: ClaudeRepository, anthropic_server: AnthropicStandIn,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    """The SDK, httpx2 and httpcore2 log requests and responses at DEBUG: none of it carries the key."""
+    anthropic_server.reply(message("ok"), api_error(401, "authentication_error", f"invalid x-api-key {KEY}"))
+    with caplog.at_level(logging.DEBUG):
+        repo.generate(request(temperature=0.5))
+        failure(repo)
+    assert any(record.name.startswith("anthropic") for record in caplog.records)  # the SDK did log
+    assert not [record.name for record in caplog.records if KEY in record.getMessage()]
 
 
 # --- failures inside a 200 stream -------------------------------------------------------------------------
@@ -247,63 +265,76 @@ def test_echoed_key_never_reaches_the_error(repo: ClaudeRepository, router: resp
     ("billing_error", ErrorCode.INSUFFICIENT_CREDITS, False),
     ("mystery_error", ErrorCode.STREAM_ERROR, True),
 ])
-def test_error_event_inside_the_stream(repo: ClaudeRepository, router: respx.MockRouter, error_type: str,
-                                       code: ErrorCode, retriable: bool) -> None:
-    error_event = (b'event: error\ndata: {"type": "error", "error": {"type": "' + error_type.encode()
-                   + b'", "message": "It went wrong"}}\n\n')
-    router.post("/v1/messages").mock(return_value=stream_response(
-        [message_start(), text_delta("partial"), error_event]))
+def test_error_event_inside_the_stream(repo: ClaudeRepository, anthropic_server: AnthropicStandIn,
+                                       error_type: str, code: ErrorCode, retriable: bool) -> None:
+    anthropic_server.reply(stream(message_start(), text_delta("partial"), error_event(error_type, "It went wrong"),
+                                  headers={"retry-after": "30"}))
     error = failure(repo)
     assert (error.code, error.retriable, error.message) == (code, retriable, "It went wrong")
+    assert error.retry_after is None  # the 200's headers describe the request that started, not this failure
 
 
-def test_stream_cut_mid_way(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    router.post("/v1/messages").mock(return_value=stream_response(Body(happy("a", "b", "c"), fail_after=4)))
+def test_stream_cut_mid_way(repo: ClaudeRepository, anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(stream(*events_for("a", "b", "c"), cut_after=4))
     error = failure(repo)
     assert (error.code, error.retriable) == (ErrorCode.NETWORK_ERROR, True)
+    assert anthropic_server.last.events_sent == 4
 
 
-def test_stream_without_message_stop_is_truncated(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    router.post("/v1/messages").mock(return_value=stream_response(happy("a", "b")[:-1]))
+def test_stream_without_message_stop_is_truncated(repo: ClaudeRepository,
+                                                  anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(stream(*events_for("a", "b")[:-1]))  # a clean end of body, but no message_stop
     error = failure(repo)
     assert (error.code, error.retriable) == (ErrorCode.TRUNCATED, True)
 
 
-@pytest.mark.parametrize(("exc", "code"), [
-    (httpx.ReadTimeout("read timed out"), ErrorCode.TIMEOUT),
-    (httpx.ConnectTimeout("connect timed out"), ErrorCode.TIMEOUT),
-    (httpx.ConnectError("name resolution failed"), ErrorCode.NETWORK_ERROR),
-])
-def test_transport_failures(repo: ClaudeRepository, router: respx.MockRouter, exc: Exception,
-                            code: ErrorCode) -> None:
-    route = router.post("/v1/messages").mock(side_effect=exc)
+# --- transport failures -----------------------------------------------------------------------------------
+
+
+def test_connection_refused(anthropic_server: AnthropicStandIn) -> None:
+    repo = claude(anthropic_server.refusing_url())
     error = failure(repo)
-    assert (error.code, error.retriable) == (code, True)
-    assert route.call_count == 1
+    assert (error.code, error.retriable) == (ErrorCode.NETWORK_ERROR, True)
 
 
-def test_read_timeout_mid_stream(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    body = Body(happy("a", "b"), fail_after=3, error=httpx.ReadTimeout("no chunk within the read timeout"))
-    router.post("/v1/messages").mock(return_value=stream_response(body))
+def test_connect_timeout(anthropic_server: AnthropicStandIn) -> None:
+    repo = claude(anthropic_server.blackhole_url())
+    error = failure(repo)
+    assert (error.code, error.retriable) == (ErrorCode.TIMEOUT, True)
+
+
+def test_read_timeout_before_headers(anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(hang(), message("never sent"))
+    repo = claude(anthropic_server.base_url, read_timeout=0.5)
+    error = failure(repo)
+    assert (error.code, error.retriable) == (ErrorCode.TIMEOUT, True)
+    assert len(anthropic_server.requests) == 1  # not retried by the SDK
+    assert anthropic_server.last.wait_disconnected()  # and the connection was given up
+
+
+def test_read_timeout_mid_stream(anthropic_server: AnthropicStandIn) -> None:
+    anthropic_server.reply(stream(*events_for("a", "b"), hold_after=3))
+    repo = claude(anthropic_server.base_url, read_timeout=0.5)
     assert failure(repo).code is ErrorCode.TIMEOUT
+    assert anthropic_server.last.wait_disconnected()
 
 
 # --- cancellation -----------------------------------------------------------------------------------------
 
 
-def test_cancel_mid_stream_closes_the_connection(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    chunks = happy(*[f"t{i} " for i in range(50)])
-    body = Body(chunks)
-    router.post("/v1/messages").mock(return_value=stream_response(body))
+def test_cancel_mid_stream_closes_the_connection(repo: ClaudeRepository,
+                                                 anthropic_server: AnthropicStandIn) -> None:
+    events = events_for(*[f"t{i} " for i in range(50)])
+    # message_start, content_block_start, ping, t0..t3: cancelling after the third delta needs one more event.
+    anthropic_server.reply(stream(*events, hold_after=7))
     deltas: list[str] = []
-    started = time.monotonic()
     response = repo.generate(request(), on_delta=deltas.append, should_cancel=lambda: len(deltas) >= 3)
     assert response.finish_reason == "cancelled"
     assert response.content == "t0 t1 t2 " == "".join(deltas)
     assert (response.id, response.usage.prompt_tokens) == ("msg_01XYZ", 30)
-    assert body.sent < len(chunks) // 2  # stopped reading at once ...
-    assert body.closed  # ... and released the connection
-    assert time.monotonic() - started < 2
+    exchange = anthropic_server.last
+    assert exchange.events_sent == 7  # the server held the rest back ...
+    assert exchange.wait_disconnected()  # ... and the client hung up instead of waiting for it
 
 
 # --- cold start -------------------------------------------------------------------------------------------
@@ -317,18 +348,10 @@ def test_building_does_not_import_the_sdk() -> None:
         "config = Settings(llm_provider='anthropic', anthropic_api_key='k', _env_file=None)\n"
         "repo = build_llm_repository(config)\n"
         "assert repo.name == 'anthropic'\n"
-        "assert 'anthropic' not in sys.modules, 'the SDK was imported eagerly'\n"
+        "loaded = [m for m in ('anthropic', 'httpx2', 'opentelemetry') if m in sys.modules]\n"
+        "assert not loaded, f'imported eagerly: {loaded}'\n"
     )
     src = Path(__file__).resolve().parents[2] / "src"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                             env={"PYTHONPATH": str(src)}, cwd=src, check=False)
     assert result.returncode == 0, result.stderr
-
-
-def test_cumulative_input_tokens_in_message_delta_win(repo: ClaudeRepository, router: respx.MockRouter) -> None:
-    final = event("message_delta", delta={"stop_reason": "end_turn"},
-                  usage={"input_tokens": 40, "cache_read_input_tokens": 2, "output_tokens": 9})
-    chunks = [message_start(), text_delta("x"), final, event("message_stop")]
-    router.post("/v1/messages").mock(return_value=stream_response(chunks))
-    usage = repo.generate(request()).usage
-    assert (usage.prompt_tokens, usage.completion_tokens) == (42, 9)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ from agentic.providers.claude import ClaudeRepository
 from agentic.providers.factory import build_llm_repository, provider_configured
 from agentic.providers.mock import MockLLMRepository
 from agentic.providers.openrouter import OpenRouterRepository
+from tests.providers.anthropic_server import AnthropicStandIn, message
 
 OR_KEY = "sk-or-v1-factorytestkey"
 ANT_KEY = "sk-ant-api03-factorytestkey"
@@ -95,26 +95,20 @@ def test_openrouter_is_wired_from_settings() -> None:
         f"Bearer {OR_KEY}", "https://me.test", "me")
 
 
-def test_anthropic_is_wired_from_settings() -> None:
-    config = settings(llm_provider="anthropic", anthropic_api_key=ANT_KEY,
-                      anthropic_base_url="https://proxy.test")
+def test_anthropic_is_wired_from_settings(anthropic_server: AnthropicStandIn) -> None:
+    config = settings(llm_provider="anthropic", anthropic_api_key=f"  {ANT_KEY}\n",
+                      anthropic_base_url=f"{anthropic_server.base_url}/gateway/anthropic",
+                      provider_read_timeout=7.5)
     repo = build_llm_repository(config)
-    start: dict[str, Any] = {"id": "msg_1", "type": "message", "role": "assistant", "content": [],
-                             "model": "claude-x", "stop_reason": None,
-                             "usage": {"input_tokens": 3, "output_tokens": 1}}
-    events: list[tuple[str, dict[str, Any]]] = [
-        ("message_start", {"message": start}),
-        ("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "ok"}}),
-        ("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}}),
-        ("message_stop", {}),
-    ]
-    body = b"".join(f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
-                    for name, data in events)
-    with respx.mock(base_url="https://proxy.test") as router:
-        route = router.post("/v1/messages").mock(
-            return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body))
+    anthropic_server.reply(message("ok", model="claude-x"))
+    try:
         assert repo.generate(REQUEST).content == "ok"
-    assert route.calls.last.request.headers["x-api-key"] == ANT_KEY
+    finally:
+        repo.close()
+    sent = anthropic_server.last
+    assert sent.path == "/gateway/anthropic/v1/messages"  # the gateway's path prefix is kept
+    assert sent.headers["authorization"] == f"Bearer {ANT_KEY}"  # the key, trimmed
+    assert sent.headers["x-stainless-read-timeout"] == "7.5"
 
 
 def test_openrouter_without_referer_sends_no_referer_header() -> None:

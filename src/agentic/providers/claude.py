@@ -2,7 +2,9 @@
 
 The SDK is imported on first use, not with this module: it is large, and a worker or web process that
 never talks to Anthropic should not pay for it at start-up. The SDK's own retries are off (``max_retries=0``)
-because retrying is the job queue's decision, made once, with the error classified here.
+because retrying is the job queue's decision, made once, with the error classified here. SDK 2.x talks
+HTTP through ``httpx2`` (not ``httpx``; imported with the SDK, so lazily too) and sends the key as a bearer
+token; its OpenTelemetry spans and trace headers are off, so prompts never land in a host application's traces.
 Unlike the original agent-SDK wrapper this sends the conversation as real turns, honours the sampling
 parameters, reports the provider's token counts and stop reason, and keeps the key on the instance rather
 than in the process environment.
@@ -16,8 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.llm import FinishReason, LLMRequest, LLMResponse, Usage
 from agentic.providers.base import CancelCheck, DeltaCallback
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 #: Anthropic requires max_tokens; used when the request leaves it out.
 DEFAULT_MAX_TOKENS = 4096
+#: The last API version that accepts ``temperature`` and ``top_p`` (SDK 2.x sends 2026-10-21, which answers
+#: 400 to either, even at its default value); only requests that set one are sent on it.
+SAMPLING_API_VERSION = "2023-06-01"
 _STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
     "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter",
@@ -102,7 +105,7 @@ class ClaudeRepository:
     ) -> None:
         self._api_key = api_key
         self._base_url = base_url.rstrip("/") if base_url else None
-        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
         self._client: Anthropic | None = None
         self._lock = threading.Lock()
 
@@ -117,17 +120,18 @@ class ClaudeRepository:
         should_cancel: CancelCheck | None = None,
     ) -> LLMResponse:
         import anthropic  # lazy on purpose, see the module docstring
+        import httpx2
 
         try:
             with self._open_stream(request) as stream:
                 return self._consume(stream, request, on_delta, should_cancel)
         except anthropic.APIStatusError as exc:
             raise self._status_error(exc) from exc
-        except (anthropic.APITimeoutError, httpx.TimeoutException) as exc:
+        except (anthropic.APITimeoutError, httpx2.TimeoutException) as exc:
             raise LLMError(ErrorCode.TIMEOUT, f"Anthropic did not answer in time ({type(exc).__name__})",
                            provider=self.name) from exc
-        except (anthropic.APIConnectionError, httpx.RequestError) as exc:
-            # Errors raised while reading the body come straight from httpx, not wrapped by the SDK.
+        except (anthropic.APIConnectionError, httpx2.RequestError) as exc:
+            # Errors raised while reading the body come straight from httpx2, not wrapped by the SDK.
             raise LLMError(ErrorCode.NETWORK_ERROR,
                            redact(f"connection to Anthropic failed ({type(exc).__name__}: {exc})",
                                   (self._api_key,)),
@@ -149,27 +153,34 @@ class ClaudeRepository:
             if self._client is None:
                 import anthropic
 
+                timeout = anthropic.Timeout(self._read_timeout, connect=self._connect_timeout)
                 self._client = anthropic.Anthropic(api_key=self._api_key, base_url=self._base_url,
-                                                   max_retries=0, timeout=self._timeout)
+                                                   max_retries=0, timeout=timeout,
+                                                   open_telemetry={"traces": False, "propagation": False})
             return self._client
 
     def _open_stream(self, request: LLMRequest) -> anthropic.Stream[RawMessageStreamEvent]:
         from anthropic import omit
 
         messages: list[MessageParam] = [
-            {"role": "assistant" if m.role == "assistant" else "user", "content": m.content}
+            {"role": "assistant", "content": m.content} if m.role == "assistant"
+            else {"role": "user", "content": m.content}
             for m in request.conversation
         ]
         system = request.system_prompt
+        sampling = {name: value for name, value in (("temperature", request.temperature), ("top_p", request.top_p))
+                    if value is not None}
         return self._sdk().messages.create(
             model=request.model,
             messages=messages,
             max_tokens=request.max_tokens or DEFAULT_MAX_TOKENS,
             system=system if system is not None else omit,
-            temperature=request.temperature if request.temperature is not None else omit,
-            top_p=request.top_p if request.top_p is not None else omit,
             stop_sequences=request.stop if request.stop else omit,
             stream=True,
+            # SDK 2.x dropped the sampling parameters: its API version rejects them. A request that sets them
+            # says so on the last version that honours them.
+            extra_body=sampling or None,
+            extra_headers={"anthropic-version": SAMPLING_API_VERSION} if sampling else None,
         )
 
     def _consume(
