@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agentic import cli
+from agentic.cli.ask import _JobFollower
+from agentic.cli.progress import _Progress
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import LLMRequest, Message
 from agentic.providers.mock import MockLLMRepository
@@ -67,14 +69,14 @@ def test_a_queued_job_shows_its_status_then_streams_its_text(stack: LiveStack) -
 
 def test_the_text_is_streamed_not_printed_at_the_end(stack: LiveStack, monkeypatch: pytest.MonkeyPatch) -> None:
     deltas: list[str] = []
-    original = cli._Progress.add_text
+    original = _Progress.add_text
 
-    def spy(self: cli._Progress, delta: str) -> None:
+    def spy(self: _Progress, delta: str) -> None:
         if delta:
             deltas.append(delta)
         original(self, delta)
 
-    monkeypatch.setattr(cli._Progress, "add_text", spy)
+    monkeypatch.setattr(_Progress, "add_text", spy)
     release_soon(stack)
     result = ask(stack, "stream please", "--model", "mock-slow-1", "--max-tokens", "60")
     assert result.exit_code == 0, result.output
@@ -105,10 +107,10 @@ def test_ctrl_c_then_no_keeps_following(stack: LiveStack, monkeypatch: pytest.Mo
 
 def interrupt_once(monkeypatch: pytest.MonkeyPatch, then: Any = None) -> None:
     """The first wait for the job raises KeyboardInterrupt, as Ctrl-C would."""
-    original = cli._JobFollower.follow
+    original = _JobFollower.follow
     calls = {"n": 0}
 
-    def follow(self: cli._JobFollower) -> dict[str, Any]:
+    def follow(self: _JobFollower) -> dict[str, Any]:
         calls["n"] += 1
         if calls["n"] == 1:
             raise KeyboardInterrupt
@@ -116,7 +118,7 @@ def interrupt_once(monkeypatch: pytest.MonkeyPatch, then: Any = None) -> None:
             then()
         return original(self)
 
-    monkeypatch.setattr(cli._JobFollower, "follow", follow)
+    monkeypatch.setattr(_JobFollower, "follow", follow)
 
 
 def test_a_wrong_key_prints_the_problem_and_exits_1(stack: LiveStack) -> None:
@@ -160,7 +162,7 @@ class _Tty(io.StringIO):
 
 def test_on_a_terminal_a_spinner_runs_until_text_arrives() -> None:
     out = _Tty()
-    progress = cli._Progress(out, tty=True)
+    progress = _Progress(out, tty=True)
     progress.set_status("pending")
     time.sleep(0.35)
     progress.add_text("Hello")
