@@ -15,6 +15,7 @@ from click.testing import CliRunner, Result
 from agentic import cli
 from agentic.cli.ask import _JobFollower
 from agentic.cli.progress import _Progress
+from agentic.client import Job
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import LLMRequest, Message
 from agentic.providers.mock import MockLLMRepository
@@ -110,7 +111,7 @@ def interrupt_once(monkeypatch: pytest.MonkeyPatch, then: Any = None) -> None:
     original = _JobFollower.follow
     calls = {"n": 0}
 
-    def follow(self: _JobFollower) -> dict[str, Any]:
+    def follow(self: _JobFollower) -> Job:
         calls["n"] += 1
         if calls["n"] == 1:
             raise KeyboardInterrupt
@@ -184,3 +185,23 @@ def test_a_queued_job_streams_on_postgres_too(postgres_url: str) -> None:
     assert "status: processing" in result.stdout
     assert mock_answer("over NOTIFY", "mock-slow-1", 30) in result.stdout
     assert "status: completed" in result.stdout
+
+
+def test_a_reset_keeps_the_text_that_still_stands() -> None:
+    out = io.StringIO()
+    progress = _Progress(out, tty=False)
+    progress.add_text("Hello world")
+    progress.reset_text(2, 6)  # a retried attempt keeps "Hello " and goes on from there
+    progress.add_text("there")
+    assert progress.text == "Hello there"
+    assert "attempt 2 starts over" in out.getvalue() and out.getvalue().endswith("Hello there")
+
+
+def test_ask_runs_on_the_client_with_no_http_code_of_its_own() -> None:
+    import inspect
+
+    from agentic.cli import ask as ask_module
+
+    source = inspect.getsource(ask_module)
+    assert "import httpx" not in source and "SSEDecoder" not in source
+    assert "from agentic.client import AgenticClient" in source

@@ -72,11 +72,14 @@ class _Progress:
         """On a terminal the final line carries the status (there were no status lines before it)."""
         return "✓ completed · " if self.tty else ""
 
-    def reset_text(self, attempts: int) -> None:
-        """A retried attempt starts its text over: say so, and forget the text shown so far."""
+    def reset_text(self, attempts: int, offset: int = 0) -> None:
+        """A retried attempt starts its text over: say so, and forget the text shown so far (all of it, or
+        all but its first ``offset`` characters, which are shown again)."""
+        kept = self.text[:offset] if offset > 0 else ""
         if self.text:
             self.note(f"attempt {attempts or '?'} starts over; the text above is discarded")
         self.text = ""
+        self.add_text(kept)
 
     def pause(self) -> None:
         """Stop the spinner and clear its line (before a prompt, text, or the end)."""
