@@ -346,8 +346,8 @@ def queue(stack: LiveStack, prompt: str, max_tokens: int) -> dict[str, Any]:
 
 def test_a_page_on_another_origin_follows_a_job_with_its_token_alone(browser: Driver, sqlite_url: str) -> None:
     with page_server(FOLLOWER_PAGE) as page_origin, \
-            live_stack(sqlite_url, hold=True, job_token_secret=TOKEN_SECRET,
-                       cors_allowed_origins=page_origin) as stack:
+            live_stack(sqlite_url, hold=True, job_token_secret=TOKEN_SECRET, cors_allowed_origins=page_origin,
+                       sse_max_seconds=0.5) as stack:  # streams end early: EventSource must reconnect
         followed = queue(stack, "Follow me from afar", 150)
         other = queue(stack, "Not yours to read", 20)
         assert followed["token"] and other["token"]
@@ -373,6 +373,10 @@ def test_a_page_on_another_origin_follows_a_job_with_its_token_alone(browser: Dr
         stack.release()
         wait_for(lambda: text(browser, "status") == "done:completed", what="the done event")
         assert text(browser, "out") == mock_answer("Follow me from afar", "mock-slow-1", 150)
+        connections = browser.execute_script(
+            "return performance.getEntriesByType('resource')"
+            ".filter(e => e.name.includes(arguments[0] + '/events?')).length", followed["job_id"])
+        assert connections >= 2, "the stream should have been resumed across the server's time limit"
         assert stack.errors == []
 
 

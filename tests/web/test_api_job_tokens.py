@@ -225,3 +225,43 @@ def test_redaction_masks_tokens_in_request_lines() -> None:
     masked = redact_tokens(line)
     assert token not in masked and "token=[redacted]&last_event_id=x" in masked
     assert token not in redact_tokens(f"Referer: http://page/?t=1 Authorization: Bearer {token}")
+
+
+def test_openapi_documents_the_token() -> None:
+    from agentic.web.openapi import build_openapi
+
+    document = build_openapi()
+    schemas = document["components"]["schemas"]
+    assert "token" in schemas["QueuedJobAnswer"]["properties"] and "token" in schemas["JobView"]["properties"]
+    for path in ("/api/jobs/{job_id}", "/api/jobs/{job_id}/events"):
+        operation = document["paths"][path]["get"]
+        assert "token" in [p["name"] for p in operation["parameters"]]
+        assert {"jobToken": []} in operation["security"]
+    assert "security" not in document["paths"]["/api/jobs/{job_id}/cancel"]["post"]  # the API key only
+    assert document["components"]["securitySchemes"]["jobToken"]["in"] == "query"
+
+
+@pytest.mark.parametrize(("variable", "value", "shown"), [
+    ("CORS_ALLOWED_ORIGINS", "https://app.example/path", True),
+    ("CORS_ALLOWED_ORIGINS", "app.example", True),
+    ("JOB_TOKEN_SECRET", "too-short-secret", False),
+    ("JOB_TOKEN_TTL_SECONDS", "0", True),
+])
+def test_bad_token_and_cors_settings_stop_start_up_naming_the_variable(
+        monkeypatch: pytest.MonkeyPatch, variable: str, value: str, shown: bool) -> None:
+    from agentic.config import ConfigError, load_settings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert variable in str(error.value)
+    assert (value in str(error.value)) is shown  # a secret is never echoed
+
+
+def test_cors_origins_are_read_from_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentic.config import load_settings
+
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "https://a.example, http://localhost:5173/")
+    assert load_settings().cors_allowed_origins == ["https://a.example", "http://localhost:5173"]
+    monkeypatch.delenv("CORS_ALLOWED_ORIGINS")
+    assert load_settings().cors_allowed_origins == []
