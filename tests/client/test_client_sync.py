@@ -70,7 +70,7 @@ def test_a_queued_job_streams_through_dropped_connections_to_the_exact_text(
 
 
 def test_a_stream_resumes_after_the_servers_time_limit(make_stack: Callable[..., LiveStack]) -> None:
-    stack = make_stack(mock_tokens_per_second=40.0, sse_max_seconds=0.4)
+    stack = make_stack(hold=True, mock_tokens_per_second=40.0, sse_max_seconds=0.4)
     prompt = "Keep going past the stream limit"
     faults = Faults()
     with connect(stack, faults) as client:
@@ -78,6 +78,7 @@ def test_a_stream_resumes_after_the_servers_time_limit(make_stack: Callable[...,
         assert isinstance(handle, JobHandle)
         text = ""
         for event in client.stream(handle.job_id):
+            stack.release()  # the job (1.5 s of tokens) starts once the first stream is open
             text = event.apply(text)
     assert len(faults.sent("GET", "/events")) >= 2  # the server ended streams; the client came back
     assert text == mock_answer(prompt, SLOW, 60)
