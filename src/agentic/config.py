@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     sse_poll_seconds: float = Field(0.2, gt=0)
     sse_max_streams_per_key: int = Field(10, ge=1)
     event_send_timeout: float = Field(5.0, gt=0, description="bound on sending an Inngest event")
+    job_token_secret: SecretStr | None = Field(
+        None, description="HMAC key of job read tokens; tokens are issued only when it is set")
+    job_token_ttl_seconds: int = Field(900, ge=10, le=86_400)
+    cors_allowed_origins: CommaList = Field(
+        [], description="origins allowed to read a job and its events with a job token (default: same origin)")
 
     # Inngest SDK variables, read here so start-up can check them; they keep the SDK's meaning.
     inngest_dev: str | None = None
@@ -93,6 +98,29 @@ class Settings(BaseSettings):
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and re.fullmatch(r"https?://[^/\s?#]+", origin) is None:
+                raise ValueError(f"{origin!r} is not an origin: use scheme://host[:port] (no path) or *")
+        return value
+
+    @field_validator("job_token_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `python -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))'`)")
         return value
 
     @field_validator("database_url", "database_listen_url")

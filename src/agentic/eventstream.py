@@ -1,6 +1,6 @@
 """Parsing ``text/event-stream`` (Server-Sent Events), incrementally and free of I/O.
 
-Used where we read event streams: the OpenRouter provider and the ``agentic ask`` command.
+Used where we read event streams: the OpenRouter provider and ``agentic.client`` (which ``agentic ask`` uses).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from agentic import cli
+from agentic.cli.ask import _JobFollower
+from agentic.cli.progress import _Progress
+from agentic.client import Job
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import LLMRequest, Message
 from agentic.providers.mock import MockLLMRepository
@@ -67,14 +70,14 @@ def test_a_queued_job_shows_its_status_then_streams_its_text(stack: LiveStack) -
 
 def test_the_text_is_streamed_not_printed_at_the_end(stack: LiveStack, monkeypatch: pytest.MonkeyPatch) -> None:
     deltas: list[str] = []
-    original = cli._Progress.add_text
+    original = _Progress.add_text
 
-    def spy(self: cli._Progress, delta: str) -> None:
+    def spy(self: _Progress, delta: str) -> None:
         if delta:
             deltas.append(delta)
         original(self, delta)
 
-    monkeypatch.setattr(cli._Progress, "add_text", spy)
+    monkeypatch.setattr(_Progress, "add_text", spy)
     release_soon(stack)
     result = ask(stack, "stream please", "--model", "mock-slow-1", "--max-tokens", "60")
     assert result.exit_code == 0, result.output
@@ -105,10 +108,10 @@ def test_ctrl_c_then_no_keeps_following(stack: LiveStack, monkeypatch: pytest.Mo
 
 def interrupt_once(monkeypatch: pytest.MonkeyPatch, then: Any = None) -> None:
     """The first wait for the job raises KeyboardInterrupt, as Ctrl-C would."""
-    original = cli._JobFollower.follow
+    original = _JobFollower.follow
     calls = {"n": 0}
 
-    def follow(self: cli._JobFollower) -> dict[str, Any]:
+    def follow(self: _JobFollower) -> Job:
         calls["n"] += 1
         if calls["n"] == 1:
             raise KeyboardInterrupt
@@ -116,7 +119,7 @@ def interrupt_once(monkeypatch: pytest.MonkeyPatch, then: Any = None) -> None:
             then()
         return original(self)
 
-    monkeypatch.setattr(cli._JobFollower, "follow", follow)
+    monkeypatch.setattr(_JobFollower, "follow", follow)
 
 
 def test_a_wrong_key_prints_the_problem_and_exits_1(stack: LiveStack) -> None:
@@ -160,7 +163,7 @@ class _Tty(io.StringIO):
 
 def test_on_a_terminal_a_spinner_runs_until_text_arrives() -> None:
     out = _Tty()
-    progress = cli._Progress(out, tty=True)
+    progress = _Progress(out, tty=True)
     progress.set_status("pending")
     time.sleep(0.35)
     progress.add_text("Hello")
@@ -182,3 +185,23 @@ def test_a_queued_job_streams_on_postgres_too(postgres_url: str) -> None:
     assert "status: processing" in result.stdout
     assert mock_answer("over NOTIFY", "mock-slow-1", 30) in result.stdout
     assert "status: completed" in result.stdout
+
+
+def test_a_reset_keeps_the_text_that_still_stands() -> None:
+    out = io.StringIO()
+    progress = _Progress(out, tty=False)
+    progress.add_text("Hello world")
+    progress.reset_text(2, 6)  # a retried attempt keeps "Hello " and goes on from there
+    progress.add_text("there")
+    assert progress.text == "Hello there"
+    assert "attempt 2 starts over" in out.getvalue() and out.getvalue().endswith("Hello there")
+
+
+def test_ask_runs_on_the_client_with_no_http_code_of_its_own() -> None:
+    import inspect
+
+    from agentic.cli import ask as ask_module
+
+    source = inspect.getsource(ask_module)
+    assert "import httpx" not in source and "SSEDecoder" not in source
+    assert "from agentic.client import AgenticClient" in source

@@ -1,5 +1,8 @@
 """The playground in headless Chromium: a job goes pending -> processing (text streaming in) -> completed.
 
+With job tokens on, the playground follows jobs with EventSource, and a page on another origin follows a job
+with its token alone (and can read no other job, nor cancel).
+
 The app runs on a live port with the mock provider; the test plays Inngest (see tests/e2e/live.py) and
 holds each queued job pending until the page has shown it, so every state is observed, not raced.
 """
@@ -8,12 +11,18 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+import httpx
 import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Response
 
 from agentic.domain.jobs import Job, JobStatus
 from agentic.domain.llm import LLMRequest, Message
@@ -260,3 +269,128 @@ def test_the_page_has_no_console_errors(browser: Driver, stack: LiveStack) -> No
     open_page(browser, stack)
     logs = browser.get_log("browser")
     assert [entry for entry in logs if entry.get("level") == "SEVERE"] == []
+
+
+# ---- job tokens: EventSource, and a page on another origin ---------------------------------------------------
+
+TOKEN_SECRET = "e2e-job-token-secret-" + "x" * 20
+
+FOLLOWER_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>follower on another origin</title></head>
+<body><div id="status"></div><pre id="out"></pre>
+<script>
+"use strict";
+const p = new URLSearchParams(location.hash.slice(1));
+const api = p.get("api"), job = p.get("job"), token = p.get("token"), other = p.get("other");
+const results = {};
+window.results = results;
+async function probe(name, url, init) {
+  try { results[name] = (await fetch(url, init)).status; }
+  catch (error) { results[name] = "blocked"; }  // the browser refused to let this page read the answer
+}
+(async () => {
+  const q = "token=" + encodeURIComponent(token);
+  await probe("own", `${api}/api/jobs/${job}?${q}`);
+  await probe("own_by_bearer", `${api}/api/jobs/${job}`, { headers: { Authorization: "Bearer " + token } });
+  await probe("other", `${api}/api/jobs/${other}?${q}`);
+  await probe("other_events", `${api}/api/jobs/${other}/events?${q}`);
+  await probe("cancel_by_bearer", `${api}/api/jobs/${job}/cancel`,
+              { method: "POST", headers: { Authorization: "Bearer " + token } });
+  await probe("cancel_by_query", `${api}/api/jobs/${job}/cancel?${q}`, { method: "POST" });
+  await probe("list", `${api}/api/jobs?${q}`);
+  await probe("no_token", `${api}/api/jobs/${job}`);
+  document.documentElement.dataset.probed = "true";
+  let text = "";
+  const source = new EventSource(`${api}/api/jobs/${job}/events?${q}`);
+  const out = document.getElementById("out"), status = document.getElementById("status");
+  source.addEventListener("status", (e) => { status.textContent = JSON.parse(e.data).status; });
+  source.addEventListener("delta", (e) => { text += JSON.parse(e.data).text; out.textContent = text; });
+  source.addEventListener("reset", (e) => {
+    text = [...text].slice(0, JSON.parse(e.data).offset || 0).join(""); out.textContent = text;
+  });
+  source.addEventListener("done", (e) => { source.close(); status.textContent = "done:" + JSON.parse(e.data).status; });
+})();
+</script></body></html>
+"""
+
+
+class _QuietPageHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+
+@contextmanager
+def page_server(html: str) -> Iterator[str]:
+    """A second loopback origin serving one page (the API's origin differs by its port)."""
+    server = make_server("127.0.0.1", 0, Response(html, mimetype="text/html"), threaded=True,
+                         request_handler=_QuietPageHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+
+def queue(stack: LiveStack, prompt: str, max_tokens: int) -> dict[str, Any]:
+    response = httpx.post(f"{stack.url}/api/llm/generate", headers={"Authorization": f"Bearer {stack.api_key}"},
+                          json={"model": "mock-slow-1", "max_tokens": max_tokens,
+                                "messages": [{"role": "user", "content": prompt}]}, timeout=10)
+    assert response.status_code == 202, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_a_page_on_another_origin_follows_a_job_with_its_token_alone(browser: Driver, sqlite_url: str) -> None:
+    with page_server(FOLLOWER_PAGE) as page_origin, \
+            live_stack(sqlite_url, hold=True, job_token_secret=TOKEN_SECRET, cors_allowed_origins=page_origin,
+                       sse_max_seconds=0.5) as stack:  # streams end early: EventSource must reconnect
+        followed = queue(stack, "Follow me from afar", 150)
+        other = queue(stack, "Not yours to read", 20)
+        assert followed["token"] and other["token"]
+        fragment = urlencode({"api": stack.url, "job": followed["job_id"], "token": followed["token"],
+                              "other": other["job_id"]})
+        browser.get(f"{page_origin}/follow.html#{fragment}")
+        wait_for(lambda: browser.execute_script("return document.documentElement.dataset.probed") == "true",
+                 what="the page's probes")
+        results = browser.execute_script("return window.results")
+        assert results == {
+            "own": 200, "own_by_bearer": 200,          # the token reads its job, cross-origin
+            "other": 404, "other_events": 404,         # not another job (readable: a plain not-found)
+            "cancel_by_bearer": "blocked",             # no CORS on cancel: the preflight fails, nothing is sent
+            "cancel_by_query": "blocked",              # sent without a preflight, refused (401), unreadable
+            "list": "blocked",
+            "no_token": 401,
+        }, results
+        for job_id in (followed["job_id"], other["job_id"]):
+            job = stack.container.jobs.get(job_id)
+            assert job is not None and job.status is JobStatus.PENDING and job.cancel_requested_at is None
+
+        wait_for(lambda: text(browser, "status") == "pending", what="the stream's first status")
+        stack.release()
+        wait_for(lambda: text(browser, "status") == "done:completed", what="the done event")
+        assert text(browser, "out") == mock_answer("Follow me from afar", "mock-slow-1", 150)
+        connections = browser.execute_script(
+            "return performance.getEntriesByType('resource')"
+            ".filter(e => e.name.includes(arguments[0] + '/events?')).length", followed["job_id"])
+        assert connections >= 2, "the stream should have been resumed across the server's time limit"
+        assert stack.errors == []
+
+
+def test_the_playground_follows_a_job_with_eventsource_and_its_token(browser: Driver, sqlite_url: str) -> None:
+    prompt, model, max_tokens = "Stream with a token", "mock-slow-1", 120
+    with live_stack(sqlite_url, hold=True, job_token_secret=TOKEN_SECRET) as stack:
+        open_page(browser, stack)
+        submit(browser, stack, prompt, model, max_tokens)
+        wait_for(lambda: status(browser) == "pending", what="status pending")
+        stack.release()
+        wait_for(lambda: status(browser) == "completed", what="status completed")
+        assert text(browser, "output") == mock_answer(prompt, model, max_tokens)
+        assert timeline(browser) == ["sending", "pending", "processing", "completed"]
+        streams = browser.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/events'))")
+        assert streams and all("token=agt_" in url for url in streams), streams
+        assert stack.errors == []

@@ -7,6 +7,7 @@ Inngest signs) is never asked for an API key. Domain exceptions become problems 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, request, stream_with_context
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -14,14 +15,22 @@ from pydantic import BaseModel
 
 import agentic
 from agentic.domain.errors import LLMError
-from agentic.domain.jobs import JobStatus
+from agentic.domain.jobs import Job, JobStatus
 from agentic.domain.llm import PreviewRequest
 from agentic.providers.queued import QueuedJob, QueueUnavailable
 from agentic.service import JobAlreadyFinished, JobNotFound
 from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict, InvalidCursor, decode_cursor
-from agentic.web.auth import authenticate, check_metrics_token, current_key
+from agentic.web.auth import (
+    authenticate,
+    authenticate_job_token,
+    check_metrics_token,
+    current_job_token,
+    current_key,
+    job_token_credential,
+)
 from agentic.web.bodies import IDEMPOTENCY_HEADER, idempotency_key, read_json
 from agentic.web.container import Container
+from agentic.web.cors import apply_cors
 from agentic.web.problems import ApiProblem, llm_problem, parameter_problem, register_error_handlers
 from agentic.web.schemas import (
     DatabaseHealth,
@@ -47,6 +56,8 @@ api = Blueprint("api", __name__, url_prefix="/api")
 
 #: Endpoints that answer without an API key (metrics has its own token).
 PUBLIC_ENDPOINTS = frozenset({"api.health", "api.openapi", "api.metrics"})
+#: The only endpoints a job token opens (read-only, one job), and the only ones with CORS.
+TOKEN_ENDPOINTS = frozenset({"api.get_job", "api.job_stream"})
 
 
 def _container() -> Container:
@@ -57,8 +68,13 @@ def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = 
     return Response(model.model_dump_json(by_alias=True), status=status, mimetype=JSON_MIME, headers=headers)
 
 
+def _issue_token(job: Job) -> str | None:
+    tokens = api_state().tokens
+    return tokens.issue(job.id, job.user_id) if tokens is not None else None
+
+
 def _queued(queued: QueuedJob) -> Response:
-    answer = QueuedJobAnswer.of(queued.job)
+    answer = QueuedJobAnswer.of(queued.job, token=_issue_token(queued.job))
     headers = {"Location": answer.links.self_}
     if not queued.created:
         headers["Idempotent-Replayed"] = "true"
@@ -69,7 +85,20 @@ def _queued(queued: QueuedJob) -> Response:
 def _authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
         return
+    if request.endpoint in TOKEN_ENDPOINTS:
+        credential = job_token_credential()
+        if credential is not None:
+            job_id = str((request.view_args or {}).get("job_id", ""))
+            authenticate_job_token(api_state().tokens, credential, job_id=job_id)
+            return
     authenticate(_container().keys)
+
+
+@api.after_request
+def _cors(response: Response) -> Response:
+    if request.endpoint in TOKEN_ENDPOINTS:
+        apply_cors(response, _container().settings.cors_allowed_origins)
+    return response
 
 
 # ---- generation -----------------------------------------------------------------------------------------
@@ -140,8 +169,13 @@ def _limit_param(value: str | None) -> int:
 
 @api.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    """One indexed read (primary key, owner checked in the same query)."""
-    return _json(JobView.of(_container().service.get_job(job_id, user_id=current_key().user_id)))
+    """One indexed read (primary key, owner checked in the same query). The owner's view carries a fresh job
+    token; a token's holder gets none (a token must not renew itself)."""
+    token = current_job_token()
+    if token is not None:
+        return _json(JobView.of(_container().service.get_job(job_id, user_id=token.user_id)))
+    job = _container().service.get_job(job_id, user_id=current_key().user_id)
+    return _json(JobView.of(job, token=_issue_token(job)))
 
 
 @api.post("/jobs/<job_id>/cancel")
@@ -155,12 +189,12 @@ def job_stream(job_id: str) -> Response:
     """Server-Sent Events for one job; the event-id (resume) scheme is described in agentic.web.sse."""
     state = api_state()
     container = state.container
-    key = current_key()
-    job = container.service.get_job(job_id, user_id=key.user_id)
+    user_id, stream_key, still_authorized = _stream_principal(state)
+    job = container.service.get_job(job_id, user_id=user_id)
     resume = StreamPosition.parse(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
     if resume is not None and resume.finished and job.is_terminal:
         return Response(status=204)  # the client saw `done`: 204 stops EventSource from reconnecting
-    slot = state.limiter.acquire(key.id)
+    slot = state.limiter.acquire(stream_key)
     if slot is None:
         limit = container.settings.sse_max_streams_per_key
         raise ApiProblem(429, "too_many_streams",
@@ -169,18 +203,30 @@ def job_stream(job_id: str) -> Response:
     settings = container.settings
     events = job_events(
         job,
-        load=lambda: container.jobs.get(job_id, user_id=key.user_id),
+        load=lambda: container.jobs.get(job_id, user_id=user_id),
         watcher=state.watcher,
         resume=resume,
         settings=StreamSettings(max_seconds=settings.sse_max_seconds,
                                 heartbeat_seconds=settings.sse_heartbeat_seconds),
         on_close=slot.release,
-        still_authorized=lambda: container.keys.is_active(key.id),
+        still_authorized=still_authorized,
     )
     response = Response(stream_with_context(events), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
     response.call_on_close(slot.release)  # also when the generator never started
     return response
+
+
+def _stream_principal(state: ApiState) -> tuple[str, str, Callable[[], bool]]:
+    """Whose job, which stream budget, and what keeps the stream authorised: the API key staying active,
+    or the job token staying unexpired (its streams count against a budget of their own per user)."""
+    token = current_job_token()
+    tokens = state.tokens
+    if token is not None and tokens is not None:
+        return token.user_id, f"job-token:{token.user_id}", lambda: tokens.still_valid(token)
+    key = current_key()
+    keys = state.container.keys
+    return key.user_id, key.id, lambda: keys.is_active(key.id)
 
 
 # ---- operations -----------------------------------------------------------------------------------------

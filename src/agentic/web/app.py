@@ -13,6 +13,7 @@ from flask import Flask, Response, request
 
 from agentic.config import Settings, load_settings
 from agentic.web.container import Container, build_container
+from agentic.web.tokens import install_log_redaction
 from functions import FunctionDeps, build_functions
 
 CONTAINER_KEY = "agentic.container"
@@ -25,6 +26,7 @@ INNGEST_MAX_REQUEST_BYTES = 32 * 1024 * 1024
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> Flask:
     settings = settings or (container.settings if container else load_settings())
     container = container or build_container(settings)
+    install_log_redaction()  # access logs print request lines, and a job token can ride in ?token=
     app = Flask("agentic", static_folder=None)
     # Bounds every body while it is read, chunked ones included; the API also checks Content-Length first.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes

@@ -13,9 +13,11 @@ from pydantic import SecretStr
 
 from agentic.store.keys import ApiKey, ApiKeyStore
 from agentic.web.problems import ApiProblem
+from agentic.web.tokens import JobToken, JobTokens, looks_like_token
 
 REALM = "agentic"
 _G_KEY = "agentic_api_key"
+_G_JOB_TOKEN = "agentic_job_token"  # noqa: S105 (a g attribute name)
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -50,6 +52,34 @@ def authenticate(keys: ApiKeyStore) -> ApiKey:
     return key
 
 
+def job_token_credential() -> str | None:
+    """A job token sent as ``?token=`` (what EventSource can do) or as a bearer; None when there is none."""
+    query = request.args.get("token")
+    if query is not None:
+        return query
+    bearer = bearer_token(request.headers.get("Authorization"))
+    return bearer if bearer and looks_like_token(bearer) else None
+
+
+def authenticate_job_token(tokens: JobTokens | None, credential: str, *, job_id: str) -> JobToken:
+    """A token for exactly this job, remembered on ``g``: 401 when it is bad or expired (or tokens are
+    off), 404 when it names another job (exactly as another user's job is not found)."""
+    token = tokens.verify(credential) if tokens is not None else None
+    if token is None:
+        raise _unauthorized("invalid_token", "the job token is malformed, expired or not valid here",
+                            realm=REALM, token_given=True)
+    if token.job_id != job_id:
+        raise ApiProblem(404, "job_not_found", "no such job")
+    setattr(g, _G_JOB_TOKEN, token)
+    return token
+
+
+def current_job_token() -> JobToken | None:
+    """The job token this request was authorised by, if it was (then there is no API key)."""
+    token: JobToken | None = getattr(g, _G_JOB_TOKEN, None)
+    return token
+
+
 def current_key() -> ApiKey:
     key: ApiKey | None = getattr(g, _G_KEY, None)
     if key is None:  # a route was reached without the before_request hook: a wiring bug
@@ -68,4 +98,5 @@ def check_metrics_token(expected: SecretStr | None) -> None:
                             token_given=token is not None)
 
 
-__all__ = ["REALM", "authenticate", "bearer_token", "check_metrics_token", "current_key"]
+__all__ = ["REALM", "authenticate", "authenticate_job_token", "bearer_token", "check_metrics_token",
+           "current_job_token", "current_key", "job_token_credential"]

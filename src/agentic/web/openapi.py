@@ -74,6 +74,10 @@ to blame, `field` (a dotted path such as `messages.0.content`).
 **Job events** (`/api/jobs/{job_id}/events`) are Server-Sent Events: `status`, `delta` ({"text"}), `reset`
 and a final `done` carrying the JobView. Each event id is `<status>.<attempts>.<offset>`; reconnect with
 `Last-Event-ID` to receive only what was not seen yet.
+
+**Job tokens**: with `JOB_TOKEN_SECRET` set, a queued job's 202 and its owner's view carry `token`, a
+short-lived signed token that reads that job and its events (`?token=` or bearer) and nothing else; those
+two routes answer CORS requests from `CORS_ALLOWED_ORIGINS`.
 """
 
 
@@ -105,6 +109,10 @@ def build_openapi() -> dict[str, Any]:
                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"},
                    "description": "makes a retry of the same queued request return the same job; "
                                   "the same key with a different body is a 409 (idempotency_conflict)"}
+    job_token = {"name": "token", "in": "query", "required": False, "schema": {"type": "string"},
+                 "description": "a job read token (the `token` of the 202 or of the owner's job view) instead "
+                                "of an API key; valid for this job only, until it expires"}
+    token_security: list[dict[str, list[str]]] = [{"bearer": []}, {"jobToken": []}]
     location = {"Location": {"description": "the job's URL", "schema": {"type": "string"}}}
     retry_after = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
     queued = _json(ref(QueuedJobAnswer), "Queued as a job; poll it or stream its events", location)
@@ -157,7 +165,8 @@ def build_openapi() -> dict[str, Any]:
         "/api/jobs/{job_id}": {"get": {
             "operationId": "getJob",
             "summary": "One job as its owner sees it",
-            "parameters": [job_id],
+            "parameters": [job_id, job_token],
+            "security": token_security,
             "responses": {"200": _json(ref(JobView), "The job"), **_errors(401, 404)},
         }},
         "/api/jobs/{job_id}/cancel": {"post": {
@@ -179,7 +188,9 @@ def build_openapi() -> dict[str, Any]:
                  "description": "resume after this event id (<status>.<attempts>.<offset>)"},
                 {"name": "last_event_id", "in": "query", "required": False, "schema": {"type": "string"},
                  "description": "same as the Last-Event-ID header, for clients that cannot set headers"},
+                job_token,
             ],
+            "security": token_security,
             "responses": {
                 "200": {"description": "An event stream; event data schemas: StatusEvent, DeltaEvent, ResetEvent "
                                        "and JobView (done)",
@@ -227,6 +238,9 @@ def build_openapi() -> dict[str, Any]:
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "an API key (agk_...)"},
                 "metricsToken": {"type": "http", "scheme": "bearer", "description": "METRICS_TOKEN"},
+                "jobToken": {"type": "apiKey", "in": "query", "name": "token",
+                             "description": "a job read token (also accepted as a bearer): GET one job and "
+                                            "its events, nothing else"},
             },
         },
     }

@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 MAX_CONTEXT_DOCUMENTS = 50
 JOBS_PATH = "/api/jobs"
+_READ_GRANT_DOC = (
+    "a short-lived read token for this job alone (JOB_TOKEN_TTL_SECONDS): pass it as ?token= (EventSource) "
+    "or as a bearer to GET the job and its events; null when JOB_TOKEN_SECRET is unset, in lists, in "
+    "`done` events and to a token's holder")
 
 
 class GenerateRequest(LLMRequest):
@@ -73,9 +77,10 @@ class JobView(BaseModel):
     finished_at: datetime | None
     cancel_requested_at: datetime | None
     links: JobLinks
+    token: str | None = Field(None, description=_READ_GRANT_DOC)
 
     @classmethod
-    def of(cls, job: Job) -> JobView:
+    def of(cls, job: Job, *, token: str | None = None) -> JobView:
         usage = None
         if job.total_tokens is not None:
             usage = Usage(prompt_tokens=job.prompt_tokens or 0, completion_tokens=job.completion_tokens or 0,
@@ -89,7 +94,7 @@ class JobView(BaseModel):
             partial_output=partial, response=_typed_response(job), error=error, usage=usage,
             attempts=job.attempts, created_at=job.created_at, updated_at=job.updated_at,
             started_at=job.started_at, finished_at=job.finished_at, cancel_requested_at=job.cancel_requested_at,
-            links=JobLinks.for_job(job.id),
+            links=JobLinks.for_job(job.id), token=token,
         )
 
 
@@ -123,10 +128,11 @@ class QueuedJobAnswer(BaseModel):
     kind: JobKind
     status: JobStatus = Field(description="pending for a new job; a replayed Idempotency-Key shows its status")
     links: JobLinks
+    token: str | None = Field(None, description=_READ_GRANT_DOC)
 
     @classmethod
-    def of(cls, job: Job) -> QueuedJobAnswer:
-        return cls(job_id=job.id, kind=job.kind, status=job.status, links=JobLinks.for_job(job.id))
+    def of(cls, job: Job, *, token: str | None = None) -> QueuedJobAnswer:
+        return cls(job_id=job.id, kind=job.kind, status=job.status, links=JobLinks.for_job(job.id), token=token)
 
 
 class DatabaseHealth(BaseModel):

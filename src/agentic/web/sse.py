@@ -174,7 +174,7 @@ def job_events(
             now = clock()
             if now - last_auth >= settings.heartbeat_seconds:
                 if not still_authorized():
-                    yield ": the API key was revoked; the stream ends\n\n"
+                    yield ": access ended (the API key was revoked or the job token expired); the stream ends\n\n"
                     return
                 last_auth = now
             if now >= deadline:

@@ -14,6 +14,7 @@ from flask import current_app
 from agentic.store.watch import JobWatcher, watcher_for
 from agentic.web.container import Container
 from agentic.web.sse import StreamLimiter
+from agentic.web.tokens import JobTokens
 
 STATE_KEY = "agentic.api"
 
@@ -25,6 +26,11 @@ class ApiState:
         self._lock = threading.Lock()
         self._watcher: JobWatcher | None = None
         self._openapi: dict[str, Any] | None = None
+        secret = container.settings.job_token_secret
+        #: None when JOB_TOKEN_SECRET is unset: no token is issued and every token is refused.
+        self.tokens: JobTokens | None = (
+            JobTokens(secret.get_secret_value(), ttl_seconds=container.settings.job_token_ttl_seconds)
+            if secret is not None else None)
 
     def watcher(self) -> JobWatcher:
         if self._watcher is None:

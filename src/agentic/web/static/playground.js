@@ -1,8 +1,10 @@
 /* agentic playground: drives the API from the browser, without dependencies or a build step.
  *
- * EventSource cannot send an Authorization header, so the job's event stream is read with fetch() and a
- * stream reader, and parsed here. When a stream ends early (the server caps its duration) the page
- * reconnects with Last-Event-ID; when streaming is refused it falls back to polling the job.
+ * A queued job comes with a job token (when the server has JOB_TOKEN_SECRET): the page follows it with
+ * EventSource and `?token=`, which reconnects by itself with Last-Event-ID when the server ends a stream
+ * early. Without a token, or once the token is refused (it expired), EventSource cannot send the API key,
+ * so the stream is read with fetch() and a stream reader and parsed here, resuming after the last event;
+ * when streaming is refused it falls back to polling the job.
  */
 "use strict";
 
@@ -93,11 +95,13 @@
     if (stick) el.output.scrollTop = el.output.scrollHeight;
   }
 
-  /* A retried attempt starts its text over: the text so far belongs to a failed attempt. */
-  function resetText(r, attempts) {
+  /* A retried attempt starts its text over: the text so far belongs to a failed attempt. A reset may say
+   * how much of it still stands (`offset`: keep that many characters); without one, all of it goes. */
+  function resetText(r, attempts, offset) {
     if (run !== r) return;
-    r.text = "";
-    r.node.data = "";
+    const keep = Number.isInteger(offset) && offset > 0 ? [...r.text].slice(0, offset).join("") : "";
+    r.text = keep;
+    r.node.data = keep;
     if (attempts) {
       const item = document.createElement("li");
       item.dataset.status = "retry";
@@ -244,7 +248,7 @@
     r.jobId = answer.job_id;
     el.jobId.textContent = r.jobId;
     setStatus(r, answer.status || "pending");
-    follow(r, answer.links || {});
+    follow(r, answer.links || {}, answer.token);
     loadJobs();
   }
 
@@ -264,8 +268,13 @@
     };
   }
 
-  async function follow(r, given) {
+  async function follow(r, given, token) {
     r.links = links(r, given);
+    if (token && typeof EventSource === "function") {
+      const outcome = await followWithToken(r, token);
+      if (!isCurrent(r) || outcome.finished) return;
+      // The token was refused (expired) or the stream could not open: go on with the API key, from here.
+    }
     let failures = 0;
     while (isCurrent(r)) {
       let outcome;
@@ -296,6 +305,37 @@
       }
       failures = 0;  // the stream ended early (duration cap): reconnect, resuming after the last event
     }
+  }
+
+  /* EventSource with the job token: resolves {finished: true} after `done`, {} when the stream is refused. */
+  function followWithToken(r, token) {
+    return new Promise((resolve) => {
+      const query = new URLSearchParams({ token });
+      // EventSource cannot be given a first Last-Event-ID; the query parameter does the same.
+      if (r.lastEventId !== null) query.set("last_event_id", r.lastEventId);
+      const separator = r.links.events.includes("?") ? "&" : "?";
+      const source = new EventSource(r.links.events + separator + query.toString());
+      r.source = source;
+      const stop = (outcome) => {
+        source.close();
+        resolve(outcome);
+      };
+      r.abort.signal.addEventListener("abort", () => stop({ finished: true }));
+      for (const type of ["status", "delta", "reset", "done"]) {
+        source.addEventListener(type, (message) => {
+          if (!isCurrent(r)) return stop({ finished: true });
+          const done = handleEvent(r, { event: type, data: message.data, id: message.lastEventId || null });
+          if (done) {
+            stop({ finished: true });
+            finish(r, done);
+          }
+        });
+      }
+      // A dropped or capped stream reconnects by itself (readyState CONNECTING); CLOSED means refused.
+      source.onerror = () => {
+        if (source.readyState === EventSource.CLOSED) stop({});
+      };
+    });
   }
 
   async function streamOnce(r) {
@@ -336,7 +376,7 @@
     }
     if (ev.event === "status") setStatus(r, data.status);
     else if (ev.event === "delta") appendText(r, data.text || "");
-    else if (ev.event === "reset") resetText(r, data.attempts);
+    else if (ev.event === "reset") resetText(r, data.attempts, data.offset);
     else if (ev.event === "done") return data;
     return null;
   }
@@ -542,7 +582,9 @@
     }
     setStatus(r, view.status);
     appendText(r, view.partial_output || "");
-    follow(r, view.links || {});
+    // Resume after what the view already showed: the stream then sends only newer text.
+    r.lastEventId = `${view.status}.${view.attempts || 0}.${[...(view.partial_output || "")].length}`;
+    follow(r, view.links || {}, view.token);
   }
 
   /* ---- settings kept in the browser ------------------------------------------------------------------- */
