@@ -249,6 +249,7 @@ def test_the_bundle_holds_no_tests_benchmarks_or_scripts(build: Build) -> None:
     assert tops - {"_vendor"} <= SHIPPED, tops - {"_vendor"} - SHIPPED
     vendored = {_norm(name.split("/", 2)[1]) for name in files if name.startswith("_vendor/")}
     assert {"agentic", "vercel-runtime", "inngest", "flask"} <= vendored
+    assert "functions" not in vendored and "_vendor/agentic/functions/__init__.py" in files
     assert not vendored & set(DEV_ONLY), vendored & set(DEV_ONLY)
 
 

@@ -130,7 +130,7 @@ def deployed_files() -> list[str]:
         return {name for name in out.split("\0") if name}
 
     ignored = listed("--ignored", "--exclude-from=.vercelignore")
-    return sorted(name for name in listed() - ignored if (ROOT / name).is_file())
+    return sorted(name for name in listed() - ignored if (ROOT / name).is_symlink() or (ROOT / name).is_file())
 
 
 @dataclass
@@ -162,7 +162,7 @@ class Build:
         shutil.copytree(function, into)
         for target, source in self.vc_config["filePathMap"].items():
             (into / target).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(self.project / source, into / target)
+            shutil.copy2(self.project / source, into / target, follow_symlinks=False)  # links stay links
         return into
 
 
@@ -173,7 +173,7 @@ def vercel_build(workdir: Path) -> Build:
     project = workdir / "project"
     for name in deployed_files():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, project / name)
+        shutil.copy2(ROOT / name, project / name, follow_symlinks=False)  # a deploy uploads links as links
     (project / ".vercel").mkdir()
     (project / ".vercel" / "project.json").write_text(json.dumps(PROJECT_JSON))
     # The builder keeps uv's cache in .vercel/python/cache: point it at one that outlives this copy.

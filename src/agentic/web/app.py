@@ -12,8 +12,8 @@ import inngest.flask
 from flask import Flask, Response, request
 
 from agentic.config import Settings, load_settings
+from agentic.functions import FunctionDeps, build_functions
 from agentic.web.container import Container, build_container
-from functions import FunctionDeps, build_functions
 
 CONTAINER_KEY = "agentic.container"
 INNGEST_ENDPOINT = "inngest_api"
