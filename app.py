@@ -1,18 +1,17 @@
 """The serverless entry module: Vercel's Flask runtime serves the module-level ``app`` found in ``app.py``.
 
-The package lives under ``src/`` and the Inngest functions in ``functions/`` at the root. Vercel installs the
-dependencies from pyproject.toml but does not necessarily install this project itself, so both directories
-are put on ``sys.path`` here; with the project installed (pip install .) the insert is harmless.
+Vercel installs this project itself from uv.lock (with ``agentic.functions``, the Inngest functions of
+``functions/``), so the installed package is used. Run from a checkout without installing, ``src/`` is put on
+``sys.path`` instead (``src/agentic/functions`` links to ``functions/``).
 """
 
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
-_ROOT = Path(__file__).resolve().parent
-for _path in (_ROOT / "src", _ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if find_spec("agentic") is None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from agentic.web.app import create_app  # noqa: E402  (needs the path above)
+from agentic.web.app import create_app
 
 app = create_app()

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import inngest
 
-from functions.cancel import make_cancel
-from functions.cleanup import make_cleanup
-from functions.deps import FunctionDeps
-from functions.generate import make_generate
-from functions.preview import make_preview
+from agentic.functions.cancel import make_cancel
+from agentic.functions.cleanup import make_cleanup
+from agentic.functions.deps import FunctionDeps
+from agentic.functions.generate import make_generate
+from agentic.functions.preview import make_preview
 
 
 def build_functions(client: inngest.Inngest, deps: FunctionDeps) -> list[inngest.Function[object]]:

@@ -6,9 +6,9 @@ from typing import Any
 
 import inngest
 
+from agentic.functions._steps import job_id_of
+from agentic.functions.deps import FunctionDeps
 from agentic.queue import EVENT_CANCEL
-from functions._steps import job_id_of
-from functions.deps import FunctionDeps
 
 FUNCTION_ID = "llm-cancel"
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import inngest
 
+from agentic.functions.deps import FunctionDeps
 from agentic.runner import cleanup_cutoffs
-from functions.deps import FunctionDeps
 
 FUNCTION_ID = "llm-cleanup"
 CRON = "TZ=UTC 0 2 * * *"

@@ -6,9 +6,9 @@ from typing import Any
 
 import inngest
 
+from agentic.functions._steps import make_job_function
+from agentic.functions.deps import FunctionDeps
 from agentic.queue import EVENT_PREVIEW
-from functions._steps import make_job_function
-from functions.deps import FunctionDeps
 
 FUNCTION_ID = "preview-generate"
 RETRIES = 2

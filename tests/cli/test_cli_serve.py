@@ -64,6 +64,18 @@ def test_serve_creates_the_tables_and_prints_the_urls_and_the_dev_server_command
         engine.dispose()
 
 
+def test_serve_in_production_mode_points_to_the_vercel_deployment(sqlite_url: str, gunicorn_runs: list[Any]
+                                                                  ) -> None:
+    """The advice matches the README's deployment: `vercel deploy --prod` of app.py, configured by vercel.json."""
+    env = {**cli_env(sqlite_url), "INNGEST_DEV": "0", "INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32}
+    result = CliRunner().invoke(main, ["serve", "--port", "8125"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "vercel deploy --prod" in result.output.splitlines()[-1]
+    readme = (ROOT / "README.md").read_text()
+    assert "`vercel deploy --prod`" in readme and '"framework": "flask"' in (ROOT / "vercel.json").read_text()
+    assert (ROOT / "app.py").exists()
+
+
 def test_serve_runs_gunicorn_with_threaded_workers(sqlite_url: str, gunicorn_runs: list[Any]) -> None:
     assert _serve(sqlite_url, "--host", "0.0.0.0", "--port", "8124")[0] == 0
     cfg = gunicorn_runs[0].cfg

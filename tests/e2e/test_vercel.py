@@ -1,9 +1,12 @@
-"""vercel.json and the serverless entry module: valid for Vercel's Python runtime, and the entry really imports.
+"""Vercel: the config is valid for Vercel's Python runtime, and the repo alone makes a correct deployment.
 
-Vercel's zero-config Flask support serves the module-level ``app`` of ``app.py`` (or index.py, server.py,
-src/app.py, ...) as one function that receives every path, so no rewrites are needed; if rewrites are
-ever added they must lead to that entry. ``functions`` patterns must match a real file (otherwise the
-build fails with "unmatched function pattern") and must not be mixed with the legacy ``builds``.
+Static checks first: Vercel's zero-config Flask support serves the module-level ``app`` of ``app.py`` as one
+function that receives every path; ``framework`` is declared so no dashboard setting is needed; ``functions``
+patterns must match a real file ("unmatched function pattern") and must not be mixed with the legacy ``builds``.
+
+Then the real thing (tests/e2e/vercel_local.py): the pinned Vercel CLI builds a clean copy of the repo with no
+project settings, the function's ``.vc-config.json`` is checked, and the materialised function, served by Vercel's
+own Python runtime, runs a direct generation and a queued job (signed by the fake executor) to ``completed``.
 """
 
 from __future__ import annotations
@@ -11,13 +14,31 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
+import secrets
 import subprocess
 import sys
 import textwrap
+import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+
+from tests.e2e.vercel_local import (
+    Build,
+    HttpClient,
+    Unavailable,
+    deployed_files,
+    event_api,
+    pinned_python_version,
+    run_bundled,
+    serve_function,
+    vercel_build,
+)
+from tests.functions.executor import FakeExecutor, RunStatus, response_signature_valid
 
 ROOT = Path(__file__).resolve().parents[2]
 VERCEL_JSON = ROOT / "vercel.json"
@@ -36,6 +57,12 @@ FUNCTION_KEYS = frozenset({"maxDuration", "memory", "runtime", "includeFiles", "
 FLASK_ENTRYPOINTS = ("app.py", "index.py", "server.py", "main.py", "src/app.py", "src/index.py", "src/server.py",
                      "app/app.py", "app/index.py", "app/server.py")
 HOBBY_MAX_SECONDS, PRO_MAX_SECONDS = 300, 800
+#: What a deployment uploads: the function (app.py, src/, functions/) and what its build reads.
+SHIPPED = frozenset({"app.py", "src", "functions", "pyproject.toml", "uv.lock", ".python-version", "vercel.json",
+                     "README.md"})
+#: Only the dev extra needs these; a function that ships them was installed with the wrong options.
+DEV_ONLY = ("pytest", "respx", "mypy", "ruff", "hypothesis", "selenium", "schemathesis", "uv")
+BUILD_TIMEOUT = 900  # a fresh machine installs the CLI (about a minute) and resolves from PyPI once
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +172,161 @@ def test_the_entry_refuses_production_without_a_signing_key(tmp_path: Path) -> N
                             text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert "INNGEST_SIGNING_KEY" in result.stderr
+
+
+# ---- what Vercel reads from the repo -------------------------------------------------------------------
+
+
+def test_the_framework_is_declared_so_no_project_setting_is_needed(config: dict[str, Any]) -> None:
+    # Without it a project whose dashboard detected nothing fails: "The pattern "app.py" defined in functions
+    # doesn't match any Serverless Functions inside the api directory".
+    assert config["framework"] == "flask"
+
+
+def test_vercel_builds_with_a_pinned_python_and_the_project_still_supports_3_11() -> None:
+    # Vercel reads .python-version before requires-python; its runtime package needs Python >= 3.12.
+    version = pinned_python_version()
+    assert re.fullmatch(r"3\.(1[2-9])", version), version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == ">=3.11"
+
+
+def test_a_deployment_uploads_only_the_function_and_its_build_inputs() -> None:
+    """A new top-level entry must be shipped on purpose (SHIPPED) or listed in .vercelignore."""
+    tops = {name.split("/", 1)[0] for name in deployed_files()}
+    assert tops == SHIPPED, f"shipped but not expected: {tops - SHIPPED}; expected but missing: {SHIPPED - tops}"
+
+
+def test_the_lock_covers_every_declared_dependency() -> None:
+    """Cheap and offline; scripts/lint runs `uv lock --check`, which also catches changed version ranges."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    locked = {_norm(p["name"]) for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    missing = {_norm(re.split(r"[\s\[<>=!~;]", spec, maxsplit=1)[0]) for spec in declared} - locked
+    assert not missing, f"uv.lock lacks {missing}: run .venv/bin/uv lock"
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+# ---- vercel build, for real -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
+    try:
+        return vercel_build(tmp_path_factory.mktemp("vercel"))
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT)
+def test_vercel_build_succeeds_with_no_project_settings(build: Build, config: dict[str, Any]) -> None:
+    print(f"vercel build took {build.seconds:.1f} s:\n{build.log}")
+    assert f"Using Python {pinned_python_version()} from .python-version" in build.log
+    assert "Installing required dependencies from uv.lock" in build.log
+    assert "Build Completed" in build.log
+    (function,) = build.function_dirs
+    routes = json.loads((build.output / "config.json").read_text())["routes"]
+    catch_all = [r for r in routes if r.get("src") == "/(.*)"]
+    assert catch_all and catch_all[-1]["dest"] == "/" + function.name.removesuffix(".func"), routes
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT)
+def test_the_function_runs_the_pinned_python_with_max_duration(build: Build, config: dict[str, Any]) -> None:
+    vc = build.vc_config
+    assert vc["runtime"] == f"python{pinned_python_version()}"
+    assert vc["maxDuration"] == config["functions"]["app.py"]["maxDuration"]
+    assert vc["handler"].startswith("vc__handler__python.")
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT)
+def test_the_bundle_holds_no_tests_benchmarks_or_scripts(build: Build) -> None:
+    files = build.vc_config["filePathMap"]
+    tops = {name.split("/", 1)[0] for name in files}
+    assert not tops & {"tests", "bench", "scripts", ".ci"}, tops
+    assert tops - {"_vendor"} <= SHIPPED, tops - {"_vendor"} - SHIPPED
+    vendored = {_norm(name.split("/", 2)[1]) for name in files if name.startswith("_vendor/")}
+    assert {"agentic", "vercel-runtime", "inngest", "flask"} <= vendored
+    assert "functions" not in vendored and "_vendor/agentic/functions/__init__.py" in files
+    assert not vendored & set(DEV_ONLY), vendored & set(DEV_ONLY)
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT)
+def test_the_bundle_installs_exactly_the_locked_versions(build: Build) -> None:
+    """What CI tests is what ships: every vendored distribution at the version uv.lock pins."""
+    locked = {_norm(p["name"]): p["version"] for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    shipped = {}
+    for name in build.vc_config["filePathMap"]:
+        found = re.fullmatch(r"_vendor/([^/]+)-([^/-]+)\.dist-info/METADATA", name)
+        if found:
+            shipped[_norm(found[1])] = found[2]
+    runtime = {name: version for name, version in shipped.items() if name not in ("vercel-runtime", "pip")}
+    assert "sqlmodel" in runtime and "agentic" in runtime
+    assert {name: locked.get(name) for name in runtime} == runtime
+
+
+@pytest.fixture(scope="module")
+def function(build: Build, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built function as deployed: every ``filePathMap`` entry in its place."""
+    return build.materialise(tmp_path_factory.mktemp("deployed") / "app.func")
+
+
+@pytest.fixture
+def served(build: Build, function: Path, database_url: str) -> Iterator[tuple[str, str, Any]]:
+    """The function served by Vercel's runtime in production mode (signed calls only), its tables and one API
+    key made with the bundle's own ``agentic`` command, and Inngest's event API played on loopback."""
+    database = {"DATABASE_URL": database_url, "DATABASE_SERVERLESS": "true"}
+    run_bundled(function, build.python, database, "db", "init")
+    key = run_bundled(function, build.python, database, "keys", "create", "vercel-user", "--label", "vercel"
+                      ).strip().splitlines()[-1]
+    with event_api() as events:
+        app_env = {**database, "LLM_PROVIDER": "mock", "USE_QUEUE": "true", "INNGEST_SIGNING_KEY": SIGNING_KEY,
+                   "INNGEST_EVENT_KEY": EVENT_KEY, "INNGEST_BASE_URL": events.url,
+                   "INNGEST_EVENT_API_BASE_URL": events.url}
+        with serve_function(function, build.python, app_env) as server:
+            yield server.url, key, events
+
+
+SIGNING_KEY = "signkey-test-" + secrets.token_hex(32)
+EVENT_KEY = "evtkey-" + secrets.token_hex(8)
+
+
+@pytest.mark.timeout(BUILD_TIMEOUT)
+def test_the_built_function_served_by_vercels_runtime_runs_a_queued_job(served: tuple[str, str, Any]) -> None:
+    url, key, events = served
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, timeout=60) as http:
+        health = http.get("/api/health")
+        assert health.status_code == 200, health.text
+        assert health.json()["database"]["ok"] is True
+        assert health.json()["inngest"] == {"mode": "cloud", "event_key_set": True, "signing_key_set": True}
+
+        prompt = {"messages": [{"role": "user", "content": "Hello from Vercel"}]}
+        direct = http.post("/api/llm/generate", json={**prompt, "model": "mock-quick"}, headers=auth)
+        assert direct.status_code == 200, direct.text
+        assert direct.json()["status"] == "completed" and direct.json()["response"]["content"]
+
+        queued = http.post("/api/llm/generate", json={**prompt, "model": "mock-slow-1"}, headers=auth)
+        assert queued.status_code == 202, queued.text
+        job_id = queued.json()["job_id"]
+        assert http.get(f"/api/jobs/{job_id}", headers=auth).json()["status"] == "pending"
+        (event,) = events.events
+        assert event["name"] == "llm/generate.request" and event["data"]["job_id"] == job_id
+        assert events.keys == [EVENT_KEY]
+
+        client = HttpClient(url)
+        try:
+            executor = FakeExecutor(client, SIGNING_KEY)  # type: ignore[arg-type]
+            assert executor.post("llm-generate", {"event": event}, sign=False).status_code == 401  # signed only
+            run = executor.drive("llm-generate", event, retries=3)
+        finally:
+            client.close()
+        assert run.status is RunStatus.COMPLETED, (run.error, run.calls)
+        assert all(response_signature_valid(call.response, SIGNING_KEY) for call in run.calls)
+
+        job = http.get(f"/api/jobs/{job_id}", headers=auth)
+        assert job.status_code == 200, job.text
+        assert job.json()["status"] == "completed", job.json()
+        assert job.json()["response"]["content"], job.json()

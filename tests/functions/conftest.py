@@ -20,6 +20,7 @@ from sqlalchemy import Engine, update
 
 from agentic.config import Settings, load_settings
 from agentic.domain.jobs import Job, JobKind
+from agentic.functions import FunctionDeps, build_functions
 from agentic.inngest_client import create_inngest_client
 from agentic.metrics import Metrics
 from agentic.providers.base import LLMRepository
@@ -30,7 +31,6 @@ from agentic.store.jobs import JobStore
 from agentic.store.tables import JobRow
 from agentic.web.app import create_app
 from agentic.webhooks import WebhookNotifier
-from functions import FunctionDeps, build_functions
 from tests.functions.executor import FakeExecutor, Run, make_event
 
 SIGNING_KEY = "signkey-test-0123456789abcdef"

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from agentic.config import ConfigError, Settings, load_settings
+from agentic.functions import FunctionDeps, build_functions
 from agentic.inngest_client import APP_ID, create_inngest_client
 from agentic.metrics import Metrics
 from agentic.providers.mock import MockLLMRepository
 from agentic.runner import JobRunner
 from agentic.store.jobs import JobStore
 from agentic.web.app import create_app
-from functions import FunctionDeps, build_functions
 from tests.functions.conftest import SIGNING_KEY, AppHarness
 from tests.functions.executor import response_signature_valid, sign_body
 

@@ -23,11 +23,11 @@ from sqlalchemy import Engine
 from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import PREVIEW_MAX_CHARS
+from agentic.functions._steps import provider_call
 from agentic.providers.mock import MockLLMRepository
 from agentic.providers.openrouter import OpenRouterRepository
 from agentic.store.jobs import JobStore
 from agentic.store.tables import utcnow
-from functions._steps import provider_call
 from tests.functions.conftest import (
     MODEL,
     PREVIEW_MODEL,

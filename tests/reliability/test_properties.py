@@ -31,12 +31,12 @@ from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import LLMRequest, LLMResponse, Message, Usage
 from agentic.eventstream import SSEDecoder, SSEEvent
+from agentic.functions._steps import provider_call
 from agentic.metrics import Metrics
 from agentic.providers.base import CancelCheck, DeltaCallback
 from agentic.providers.openrouter import OpenRouterRepository
 from agentic.runner import JobRunner
 from agentic.store.jobs import JobStore
-from functions._steps import provider_call
 
 BASE = "https://openrouter.test/api/v1"
 REQUEST = LLMRequest(model="openai/gpt-4o-mini", messages=[Message(role="user", content="hi")])

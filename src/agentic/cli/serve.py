@@ -30,7 +30,8 @@ def serve(*, host: str, port: int, workers: int | None, threads: int, timeout: i
     """Serve the API, playground and Inngest endpoint (gunicorn).
 
     Runs gunicorn with threaded workers (an SSE stream or an Inngest step holds a thread).
-    Creates missing tables first, so a fresh database works at once.
+    Creates missing tables first, so a fresh database works at once. On Vercel no server is started:
+    `vercel deploy --prod` serves app.py (README, "Deploying to Vercel").
     """
     from agentic.web.app import create_app
 
@@ -74,6 +75,8 @@ def _serve_banner(base: str, settings: Settings, workers: int, threads: int) -> 
     ]
     if not settings.inngest_is_dev:
         lines.append("  (the dev server only talks to an app started with INNGEST_DEV=1)")
+        lines.append("Serverless instead: `vercel deploy --prod` serves app.py with vercel.json's settings "
+                     "(README: Deploying to Vercel)")
     return lines
 
 

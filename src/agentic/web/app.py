@@ -12,9 +12,9 @@ import inngest.flask
 from flask import Flask, Response, request
 
 from agentic.config import Settings, load_settings
+from agentic.functions import FunctionDeps, build_functions
 from agentic.web.container import Container, build_container
 from agentic.web.tokens import install_log_redaction
-from functions import FunctionDeps, build_functions
 
 CONTAINER_KEY = "agentic.container"
 INNGEST_ENDPOINT = "inngest_api"
