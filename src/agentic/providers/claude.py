@@ -126,7 +126,7 @@ class ClaudeRepository:
         message = _Message()
         try:
             with self._open_stream(request) as stream, watch_deadline(stream.response, deadline):
-                return self._consume(stream, request, on_delta, should_cancel, message, deadline)
+                return self._consume(stream, request, on_delta, should_cancel, message=message, deadline=deadline)
         except (anthropic.APIConnectionError, httpx.RequestError) as exc:
             if not (message.id is not None and expired(deadline)):  # else the deadline's socket shutdown
                 raise self._transport_error(exc) from exc
@@ -191,6 +191,7 @@ class ClaudeRepository:
         request: LLMRequest,
         on_delta: DeltaCallback | None,
         should_cancel: CancelCheck | None,
+        *,
         message: _Message,
         deadline: float | None = None,
     ) -> LLMResponse:

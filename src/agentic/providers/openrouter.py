@@ -154,7 +154,7 @@ class OpenRouterRepository:
                     raise self._status_error(response)
                 streaming = True
                 with watch_deadline(response, deadline):
-                    return self._consume(response, request, completion, on_delta, should_cancel, deadline)
+                    return self._consume(response, request, completion, on_delta, should_cancel, deadline=deadline)
         except httpx.RequestError as exc:
             if streaming and expired(deadline):  # the deadline's socket shutdown (or a cut past it): a pause
                 return completion.response(request, PAUSED)
@@ -190,6 +190,7 @@ class OpenRouterRepository:
         completion: _Completion,
         on_delta: DeltaCallback | None,
         should_cancel: CancelCheck | None,
+        *,
         deadline: float | None,
     ) -> LLMResponse:
         """Read the stream; returning from here closes the response, which is how cancelling (or pausing at
