@@ -15,6 +15,7 @@ A failed run can be handed to the function's ``-failure`` handler (``Run.failure
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -239,10 +240,8 @@ class Run:
         message, text = failure
         text = text or '{"error":"Error making AI request"}'
         error: dict[str, Any] = {"name": "AIGatewayError", "message": message, "stack": text}
-        try:
+        with contextlib.suppress(ValueError):
             error["data"] = json.loads(text)
-        except ValueError:
-            pass
         self._memoise(step, {"error": error})
 
     def _memoise(self, step: str, memo: Any) -> None:
