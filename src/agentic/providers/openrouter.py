@@ -157,6 +157,8 @@ class OpenRouterRepository:
                     return self._consume(response, request, completion, on_delta, should_cancel, deadline=deadline)
         except httpx.RequestError as exc:
             if streaming and expired(deadline):  # the deadline's socket shutdown (or a cut past it): a pause
+                if completion.finish_reason is not None:  # ...unless the answer had just finished
+                    return finish_completion(completion, request)
                 return completion.response(request, PAUSED)
             raise self._transport_error(exc) from exc
 
