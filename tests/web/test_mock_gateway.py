@@ -44,9 +44,12 @@ def test_the_route_exists_only_in_mock_mode() -> None:
 def test_it_wants_the_derived_token() -> None:
     s = settings()
     client = create_app(s).test_client()
-    for headers in ({}, {"Authorization": "Bearer mock"}, {"Authorization": f"Bearer {SIGNING_KEY}"}):
+    for headers, code in (({}, "authentication_required"), ({"Authorization": "Bearer mock"}, "invalid_token"),
+                          ({"Authorization": f"Bearer {SIGNING_KEY}"}, "invalid_token")):
         answer = client.post(URL, json=body(), headers=headers)
-        assert answer.status_code == 401 and answer.get_json()["error"]["code"] == 401
+        assert answer.status_code == 401 and answer.mimetype == "application/problem+json"
+        assert answer.get_json()["code"] == code
+        assert answer.headers["WWW-Authenticate"].startswith('Bearer realm="agentic"')
 
 
 def test_it_answers_an_openai_chat_completion_from_the_mock() -> None:
