@@ -69,7 +69,7 @@ def test_claude_goes_through_the_anthropic_format_with_its_version_header() -> N
 def test_the_mock_is_called_at_the_apps_own_route_with_a_derived_key() -> None:
     signed = settings(llm_provider="mock", inngest_signing_key="signkey-prod-00aa11bb")
     call = offload_call(request(model="mock-offload-1"), signed, app_origin="https://agentic.example/")
-    assert call.url == "https://agentic.example/api/mock/v1/chat/completions"
+    assert call.url == "https://agentic.example/mock/v1/chat/completions"
     assert call.adapter.auth_key() == mock_gateway_key(signed) != "mock"
     assert mock_gateway_key(settings(inngest_signing_key="signkey-prod-00aa11cc")) != mock_gateway_key(signed)
     assert mock_gateway_key(settings(llm_provider="mock")) == "mock"  # dev mode, no signing key

@@ -49,7 +49,7 @@ GatewayFormat = Literal["openai-chat", "anthropic"]
 ANTHROPIC_VERSION: Final = "2023-06-01"
 ANTHROPIC_DEFAULT_BASE: Final = "https://api.anthropic.com"
 #: The mock provider's OpenAI-compatible completion route, served by the app itself in mock mode.
-MOCK_GATEWAY_PATH: Final = "/api/mock/v1"
+MOCK_GATEWAY_PATH: Final = "/mock/v1"
 _STATUS = re.compile(r"unsuccessful status code: (\d{3})")
 
 

@@ -2,13 +2,13 @@
 
 An offloaded call (``step.ai.infer``) is made by the Inngest server, not by the app; with
 ``LLM_PROVIDER=mock`` there is no provider to call, so the app serves one: ``POST
-/api/mock/v1/chat/completions`` answers an OpenAI chat completion (non-streaming) from the mock provider.
+/mock/v1/chat/completions`` answers an OpenAI chat completion (non-streaming) from the mock provider. It is a
+stand-in for a provider, not part of the API, so it lives outside /api and speaks the provider's dialect.
 
 It exists only in mock mode (never next to a real provider), and it wants the bearer token
 :func:`agentic.providers.offload.mock_gateway_key` derives from the signing key, which only the app's own
-offloaded calls carry; without it the answer is the API's own 401 problem, like every route under /api.
-Other errors are OpenAI-shaped (``{"error": {"code", "message"}}``), as the gateway error classification
-expects of any OpenAI-compatible provider.
+offloaded calls carry. Errors are OpenAI-shaped (``{"error": {"code", "message"}}``), as the gateway error
+classification expects of any OpenAI-compatible provider.
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ from agentic.domain.errors import LLMError
 from agentic.domain.llm import LLMRequest, LLMResponse
 from agentic.providers.mock import MockLLMRepository
 from agentic.providers.offload import MOCK_GATEWAY_PATH, mock_gateway_key
-from agentic.web.auth import REALM, bearer_token
-from agentic.web.problems import ApiProblem
+from agentic.web.auth import bearer_token
 
 #: The request fields passed on to the mock; the rest of the OpenAI body (``n``, ``user``, …) is ignored.
 _FIELDS = frozenset(LLMRequest.model_fields)
@@ -44,10 +43,9 @@ def register_mock_gateway(app: Flask, settings: Settings) -> None:
     def chat_completions() -> tuple[Response, int] | Response:
         token = bearer_token(request.headers.get("Authorization"))
         if not token or not hmac.compare_digest(token.encode(), key.encode()):
-            challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if token is not None else "")
-            raise ApiProblem(401, "invalid_token" if token is not None else "authentication_required",
-                             "the mock gateway's token is required (offloaded calls of this app carry it)",
-                             headers={"WWW-Authenticate": challenge})
+            answer, status = _error(401, "the mock gateway's token is required (offloaded calls of this app carry it)")
+            answer.headers["WWW-Authenticate"] = 'Bearer realm="agentic-mock"'
+            return answer, status
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "the body must be a JSON object")
