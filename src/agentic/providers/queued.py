@@ -56,10 +56,10 @@ class QueuedLLMRepository:
 
     def generate(
         self, request: LLMRequest, *, on_delta: DeltaCallback | None = None,
-        should_cancel: CancelCheck | None = None,
+        should_cancel: CancelCheck | None = None, deadline: float | None = None,
     ) -> LLMResponse:
         """Direct generation through the wrapped provider (the LLMRepository interface)."""
-        return self.base.generate(request, on_delta=on_delta, should_cancel=should_cancel)
+        return self.base.generate(request, on_delta=on_delta, should_cancel=should_cancel, deadline=deadline)
 
     def submit(
         self, request: LLMRequest, *, user_id: str, idempotency_key: str | None = None,
