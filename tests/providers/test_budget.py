@@ -21,8 +21,8 @@ from agentic.providers.budget import PAUSED, deadline_in, expired, watch_deadlin
 from agentic.providers.claude import ClaudeRepository
 from agentic.providers.mock import MockLLMRepository
 from agentic.providers.openrouter import OpenRouterRepository
-from tests.providers.streams import Body
 from tests.providers.anthropic_server import AnthropicStandIn, message, message_start, stream, text_delta
+from tests.providers.streams import Body
 
 OPENROUTER_BASE = "https://openrouter.test/api/v1"
 
