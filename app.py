@@ -13,6 +13,8 @@ for _path in (_ROOT / "src", _ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from agentic.web.app import create_app  # noqa: E402  (needs the path above)
+from agentic.bootstrap import build_container  # noqa: E402  (needs the path above)
+from agentic.config import load_settings  # noqa: E402
+from agentic.web.app import create_app  # noqa: E402
 
-app = create_app()
+app = create_app(container=build_container(load_settings()))

@@ -9,7 +9,7 @@ from typing import Any
 
 import inngest
 
-from agentic.runner import cleanup_cutoffs
+from agentic.runner import Cutoffs, cleanup_cutoffs
 from functions.deps import FunctionDeps
 
 FUNCTION_ID = "llm-cleanup"
@@ -18,15 +18,21 @@ CRON = "TZ=UTC 0 2 * * *"
 MAX_BATCHES = 500
 
 
+class CleanupResult(Cutoffs):
+    deleted: int
+    batches: int
+    failed_stuck: int
+
+
 def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Function[Any]:
     settings, runner = deps.settings, deps.runner
     batch_size = settings.cleanup_batch_size
 
     @client.create_function(fn_id=FUNCTION_ID, name="Clean up old LLM jobs",
                             trigger=inngest.TriggerCron(cron=CRON), retries=3)
-    def cleanup(ctx: inngest.ContextSync) -> dict[str, Any]:
+    def cleanup(ctx: inngest.ContextSync) -> CleanupResult:
         # now() is read inside a step, so every replay of this run uses the same cutoffs.
-        cutoffs: dict[str, str] = ctx.step.run(
+        cutoffs: Cutoffs = ctx.step.run(
             "compute-cutoffs", cleanup_cutoffs, settings.job_retention_days, settings.stuck_job_minutes)
         deleted, batches = 0, 0
         while batches < MAX_BATCHES:
@@ -37,6 +43,7 @@ def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Functio
             if count < batch_size:
                 break
         stuck: int = ctx.step.run("fail-stuck", runner.fail_stuck, cutoffs["stuck_before"])
-        return {"deleted": deleted, "batches": batches, "failed_stuck": stuck, **cutoffs}
+        return {"deleted": deleted, "batches": batches, "failed_stuck": stuck,
+                "delete_before": cutoffs["delete_before"], "stuck_before": cutoffs["stuck_before"]}
 
     return cleanup

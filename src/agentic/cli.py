@@ -407,9 +407,9 @@ def _job_text(job: Job) -> str:
 @click.argument("job_id")
 def jobs_cancel(job_id: str) -> None:
     """Cancel a pending or processing job (as its owner would through the API)."""
+    from agentic.bootstrap import build_container
     from agentic.service import JobAlreadyFinished, JobNotFound
     from agentic.store.jobs import JobStore
-    from agentic.web.container import build_container
 
     settings = _settings()
     engine = _engine(settings)
@@ -460,7 +460,7 @@ def cleanup() -> None:
             batches += 1 if count else 0
             if count < settings.cleanup_batch_size:
                 break
-        stuck = store.fail_stuck(stuck_before)
+        stuck = [job.id for job in store.fail_stuck(stuck_before)]
     finally:
         engine.dispose()
     click.echo(f"deleted {deleted} finished job(s) older than {settings.job_retention_days} day(s) "

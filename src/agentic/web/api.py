@@ -13,15 +13,15 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 import agentic
+from agentic.bootstrap import Container
 from agentic.domain.errors import LLMError
-from agentic.domain.jobs import JobStatus
+from agentic.domain.jobs import JobAlreadyFinished, JobNotFound, JobStatus
 from agentic.domain.llm import PreviewRequest
-from agentic.providers.queued import QueuedJob, QueueUnavailable
-from agentic.service import JobAlreadyFinished, JobNotFound
-from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict, InvalidCursor, decode_cursor
+from agentic.jobqueue import QueuedJob, QueueUnavailable
+from agentic.store.cursor import InvalidCursor
+from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict
 from agentic.web.auth import authenticate, check_metrics_token, current_key
 from agentic.web.bodies import IDEMPOTENCY_HEADER, idempotency_key, read_json
-from agentic.web.container import Container
 from agentic.web.problems import ApiProblem, llm_problem, parameter_problem, register_error_handlers
 from agentic.web.schemas import (
     DatabaseHealth,
@@ -107,12 +107,10 @@ def list_jobs() -> Response:
     status = _status_param(request.args.get("status"))
     limit = _limit_param(request.args.get("limit"))
     cursor = request.args.get("cursor") or None
-    if cursor is not None:
-        try:
-            decode_cursor(cursor)
-        except InvalidCursor as exc:
-            raise parameter_problem("cursor", str(exc)) from None
-    page = _container().jobs.list_for_owner(current_key().user_id, status=status, limit=limit, cursor=cursor)
+    try:
+        page = _container().reads.page(current_key().user_id, status=status, limit=limit, cursor=cursor)
+    except InvalidCursor as exc:
+        raise parameter_problem("cursor", str(exc)) from None
     return _json(JobList(items=[JobView.of(job) for job in page.items], next_cursor=page.next_cursor))
 
 
@@ -141,7 +139,7 @@ def _limit_param(value: str | None) -> int:
 @api.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     """One indexed read (primary key, owner checked in the same query)."""
-    return _json(JobView.of(_container().service.get_job(job_id, user_id=current_key().user_id)))
+    return _json(JobView.of(_container().reads.owned(job_id, user_id=current_key().user_id)))
 
 
 @api.post("/jobs/<job_id>/cancel")
@@ -156,7 +154,7 @@ def job_stream(job_id: str) -> Response:
     state = api_state()
     container = state.container
     key = current_key()
-    job = container.service.get_job(job_id, user_id=key.user_id)
+    job = container.reads.owned(job_id, user_id=key.user_id)
     resume = StreamPosition.parse(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
     if resume is not None and resume.finished and job.is_terminal:
         return Response(status=204)  # the client saw `done`: 204 stops EventSource from reconnecting
@@ -169,7 +167,7 @@ def job_stream(job_id: str) -> Response:
     settings = container.settings
     events = job_events(
         job,
-        load=lambda: container.jobs.get(job_id, user_id=key.user_id),
+        load=lambda: container.reads.find(job_id, user_id=key.user_id),
         watcher=state.watcher,
         resume=resume,
         settings=StreamSettings(max_seconds=settings.sse_max_seconds,
