@@ -65,6 +65,11 @@ def _queued(queued: QueuedJob) -> Response:
     return _json(answer, 202, headers)
 
 
+def kind_answer(outcome: BaseModel | QueuedJob) -> Response:
+    """What a job kind's route answers for ``service.submit``: 202 and the job to follow, or 200 and the result."""
+    return _queued(outcome) if isinstance(outcome, QueuedJob) else _json(outcome)
+
+
 @api.before_request
 def _authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
@@ -93,10 +98,7 @@ def preview() -> Response:
     container = _container()
     key = idempotency_key()
     body = read_json(PreviewRequest, max_bytes=container.settings.max_request_bytes)
-    outcome = container.service.preview(body, user_id=current_key().user_id, idempotency_key=key)
-    if isinstance(outcome, QueuedJob):
-        return _queued(outcome)
-    return _json(outcome)
+    return kind_answer(container.service.preview(body, user_id=current_key().user_id, idempotency_key=key))
 
 
 # ---- jobs -----------------------------------------------------------------------------------------------
@@ -277,4 +279,4 @@ def register_api(app: Flask, container: Container) -> None:
     app.register_blueprint(api)
 
 
-__all__ = ["PUBLIC_ENDPOINTS", "api", "register_api"]
+__all__ = ["PUBLIC_ENDPOINTS", "api", "kind_answer", "register_api"]
