@@ -13,8 +13,7 @@ for _path in (_ROOT / "src", _ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-from agentic.bootstrap import build_container  # noqa: E402  (needs the path above)
-from agentic.config import load_settings  # noqa: E402
-from agentic.web.app import create_app  # noqa: E402
+from agentic.web.app import create_app  # noqa: E402  (needs the path above)
 
-app = create_app(container=build_container(load_settings()))
+# create_app builds its dependencies with agentic.bootstrap, the composition root the CLI uses too.
+app = create_app()
