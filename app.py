@@ -14,4 +14,5 @@ if find_spec("agentic") is None:
 
 from agentic.web.app import create_app
 
+# create_app builds its dependencies with agentic.bootstrap, the composition root the CLI uses too.
 app = create_app()

@@ -5,7 +5,7 @@
 -- Jobs: chat generations and tile previews, from queueing to a terminal state.
 CREATE TABLE IF NOT EXISTS llm_jobs (
     id                  TEXT        NOT NULL,  -- "job_" + 128 random bits; also the Inngest event id
-    kind                TEXT        NOT NULL,
+    kind                TEXT        NOT NULL,  -- checked by the application: one spec per kind (agentic.kinds)
     user_id             TEXT        NOT NULL,  -- owner; the per-user throttle key
     status              TEXT        NOT NULL,
     provider            TEXT,                  -- resolved when the job is queued
@@ -13,7 +13,7 @@ CREATE TABLE IF NOT EXISTS llm_jobs (
     request             JSONB       NOT NULL,  -- the validated request; never contains secrets
     response            JSONB,
     partial_output      TEXT        NOT NULL DEFAULT '',  -- streamed text while processing
-    error_code          TEXT,
+    error_code          TEXT,                  -- agentic.domain.errors.ErrorCode
     error_message       TEXT,
     attempts            INTEGER     NOT NULL DEFAULT 0,
     prompt_tokens       INTEGER,
@@ -27,7 +27,6 @@ CREATE TABLE IF NOT EXISTS llm_jobs (
     cancel_requested_at TIMESTAMP WITH TIME ZONE,
     PRIMARY KEY (id),
     CONSTRAINT ck_llm_jobs_status CHECK (status IN ('pending', 'processing', 'completed', 'failed', 'cancelled')),
-    CONSTRAINT ck_llm_jobs_kind CHECK (kind IN ('generate', 'preview')),
     CONSTRAINT ck_llm_jobs_attempts CHECK (attempts >= 0),
     -- One job per (user, Idempotency-Key); NULL keys never conflict.
     CONSTRAINT uq_llm_jobs_user_idempotency UNIQUE (user_id, idempotency_key)

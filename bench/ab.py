@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 
 from agentic.domain.jobs import JobKind
+from agentic.kinds import GENERATE
 from agentic.queue import EVENT_GENERATE
 from agentic.store.jobs import JobStore
 from bench.appserver import CONST_PATH, AppServer, ServerOptions, server_env
@@ -174,7 +175,7 @@ def _step_iterations(ctx: Context) -> Iterator[dict[str, float]]:
         result = {t.name or "return": t.seconds for t in ours_run.requests}
         result["baseline"] = base_run.requests[0].seconds
         for name, call in zip(step.OUR_STEPS, (partial(runner.begin, bare_id, 0),
-                                               partial(runner.call_llm, bare_id, 0),
+                                               partial(runner.call, GENERATE, bare_id, 0),
                                                partial(runner.finish, bare_id)), strict=True):
             result[f"row:{name}"] = timed(call)
         yield result

@@ -6,11 +6,16 @@ from typing import Any
 
 import inngest
 
-from agentic.functions._steps import job_id_of
-from agentic.functions.deps import FunctionDeps
 from agentic.queue import EVENT_CANCEL
+from agentic.runner import Cancelled
+from agentic.functions.deps import FunctionDeps
+from agentic.functions.jobs import job_id_of
 
 FUNCTION_ID = "llm-cancel"
+
+
+class CancelResult(Cancelled):
+    job_id: str
 
 
 def make_cancel(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Function[Any]:
@@ -18,9 +23,9 @@ def make_cancel(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Function
 
     @client.create_function(fn_id=FUNCTION_ID, name="Cancel LLM job",
                             trigger=inngest.TriggerEvent(event=EVENT_CANCEL), retries=3)
-    def cancel(ctx: inngest.ContextSync) -> dict[str, Any]:
+    def cancel(ctx: inngest.ContextSync) -> CancelResult:
         job_id = job_id_of(ctx.event, EVENT_CANCEL)
-        result: dict[str, Any] = ctx.step.run("mark-cancelled", runner.cancel, job_id)
-        return {"job_id": job_id, **result}
+        result: Cancelled = ctx.step.run("mark-cancelled", runner.cancel, job_id)
+        return {"job_id": job_id, "cancelled": result["cancelled"], "status": result["status"]}
 
     return cancel

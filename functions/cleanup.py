@@ -9,13 +9,19 @@ from typing import Any
 
 import inngest
 
+from agentic.runner import Cutoffs, cleanup_cutoffs
 from agentic.functions.deps import FunctionDeps
-from agentic.runner import cleanup_cutoffs
 
 FUNCTION_ID = "llm-cleanup"
 CRON = "TZ=UTC 0 2 * * *"
 #: Inngest allows 1000 steps a run; stay well under it (the next day's run continues).
 MAX_BATCHES = 500
+
+
+class CleanupResult(Cutoffs):
+    deleted: int
+    batches: int
+    failed_stuck: int
 
 
 def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Function[Any]:
@@ -24,9 +30,9 @@ def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Functio
 
     @client.create_function(fn_id=FUNCTION_ID, name="Clean up old LLM jobs",
                             trigger=inngest.TriggerCron(cron=CRON), retries=3)
-    def cleanup(ctx: inngest.ContextSync) -> dict[str, Any]:
+    def cleanup(ctx: inngest.ContextSync) -> CleanupResult:
         # now() is read inside a step, so every replay of this run uses the same cutoffs.
-        cutoffs: dict[str, str] = ctx.step.run(
+        cutoffs: Cutoffs = ctx.step.run(
             "compute-cutoffs", cleanup_cutoffs, settings.job_retention_days, settings.stuck_job_minutes)
         deleted, batches = 0, 0
         while batches < MAX_BATCHES:
@@ -37,6 +43,7 @@ def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Functio
             if count < batch_size:
                 break
         stuck: int = ctx.step.run("fail-stuck", runner.fail_stuck, cutoffs["stuck_before"])
-        return {"deleted": deleted, "batches": batches, "failed_stuck": stuck, **cutoffs}
+        return {"deleted": deleted, "batches": batches, "failed_stuck": stuck,
+                "delete_before": cutoffs["delete_before"], "stuck_before": cutoffs["stuck_before"]}
 
     return cleanup

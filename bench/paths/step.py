@@ -13,13 +13,14 @@ import inngest
 import inngest.flask
 from flask import Flask
 
+from agentic.bootstrap import build_container
 from agentic.config import load_settings
 from agentic.domain.jobs import JobKind
+from agentic.kinds import GENERATE
 from agentic.queue import EVENT_GENERATE
 from agentic.runner import JobRunner
 from agentic.store.jobs import JobStore
 from agentic.web.app import create_app
-from agentic.web.container import build_container
 from bench.context import Context
 from bench.executor import Executor, StepTiming
 from bench.paths import PathSpec
@@ -107,7 +108,7 @@ def run(ctx: Context) -> list[Measurement]:
             raise RuntimeError(f"llm-generate ended with {ours_run.output!r}")
         base_run = baseline.run("noop", event("bench/noop", job_id), f"base-{job_id}")
         bare_id = new_job()  # the same work without Inngest: the runner's calls, one per step
-        bare = [timed(partial(runner.begin, bare_id, 0)), timed(partial(runner.call_llm, bare_id, 0)),
+        bare = [timed(partial(runner.begin, bare_id, 0)), timed(partial(runner.call, GENERATE, bare_id, 0)),
                 timed(partial(runner.finish, bare_id))]
         if measured:
             samples.add_ours(ours_run.requests)

@@ -15,6 +15,7 @@ from functools import partial
 import httpx
 
 from agentic.domain.jobs import JobKind
+from agentic.kinds import GENERATE
 from agentic.metrics import Metrics
 from agentic.providers.openrouter import OpenRouterRepository
 from agentic.runner import JobRunner
@@ -62,7 +63,7 @@ class Ours:
         self.repository = ctx.closing(OpenRouterRepository(
             "bench-key", base_url=ctx.stand_ins.chat_base_url, referer="https://bench.invalid",
             title="agentic-bench", connect_timeout=5, read_timeout=60))
-        self.runner = JobRunner(store=self.store, llm=self.repository, metrics=Metrics(), preview_model=MODEL)
+        self.runner = JobRunner(store=self.store, llm=self.repository, metrics=Metrics())
 
     def prepare(self, tokens: int) -> str:
         request = {"model": MODEL, "messages": [{"role": "user", "content": "go"}], "max_tokens": tokens}
@@ -72,7 +73,7 @@ class Ours:
         return job.id
 
     def call(self, job_id: str) -> None:
-        summary = self.runner.call_llm(job_id)
+        summary = self.runner.call(GENERATE, job_id)
         if summary.get("outcome") != "generated":
             raise RuntimeError(f"call_llm said {summary!r}")
 

@@ -7,12 +7,12 @@ import re
 from agentic.domain.llm import (
     PREVIEW_MAX_CHARS,
     LLMRequest,
-    LLMResponse,
     Message,
     PreviewRequest,
     PreviewResult,
 )
-from agentic.providers.base import CancelCheck, DeltaCallback, LLMRepository
+from agentic.generation import Call, Generation
+from agentic.providers.base import CancelCheck, DeltaCallback, LLMProvider
 
 PREVIEW_PROMPT = (
     "Write a preview of the content below in plain text (no markdown, no quotes), at most "
@@ -22,27 +22,30 @@ PREVIEW_PROMPT = (
 
 
 def generate_preview(
-    llm: LLMRepository,
+    llm: LLMProvider,
     model: str,
     request: PreviewRequest,
     *,
     on_delta: DeltaCallback | None = None,
     should_cancel: CancelCheck | None = None,
-    raw: dict[str, LLMResponse] | None = None,
 ) -> PreviewResult:
-    """The preview for ``request``; ``raw`` (if given) receives the model's full response."""
+    """The preview for ``request``."""
+    return preview_handler(Call(llm, request, model, on_delta, should_cancel)).result
+
+
+def preview_handler(call: Call[PreviewRequest]) -> Generation[PreviewResult]:
+    """The preview job kind's handler: short content is its own preview; longer content is summarised."""
+    request = call.request
     if not request.needs_ai:
-        return PreviewResult(preview=request.content, used_ai=False)
+        return Generation(PreviewResult(preview=request.content, used_ai=False), request.content)
     prompt = PREVIEW_PROMPT.format(title=request.title, content=request.content)
-    response = llm.generate(
-        LLMRequest(messages=[Message(role="user", content=prompt)], model=model, temperature=0.3,
+    response = call.llm.generate(
+        LLMRequest(messages=[Message(role="user", content=prompt)], model=call.model, temperature=0.3,
                    max_tokens=120),
-        on_delta=on_delta, should_cancel=should_cancel)
-    if raw is not None:
-        raw["response"] = response
+        on_delta=call.on_delta, should_cancel=call.should_cancel)
     # An answer that was nothing but the title (or markup) falls back to the content's own opening.
     preview = shorten(clean_preview(response.content, request.title)) or shorten(request.content)
-    return PreviewResult(preview=preview, used_ai=True)
+    return Generation(PreviewResult(preview=preview, used_ai=True), preview, response)
 
 
 _MARKUP = re.compile(r"\*\*|__|`+|^\s{0,3}#{1,6}\s+|^\s*(?:[-*+]|\d+[.)])\s+|^\s*>\s?", re.MULTILINE)

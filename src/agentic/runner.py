@@ -1,8 +1,9 @@
-"""What each step of a job does: the use cases the Inngest functions call, one per step.
+"""What each step of a job does: the use cases the Inngest functions call, one per step, for every kind.
 
 Every method is safe to run again (an Inngest step may be retried after a crash): transitions are
 compare-and-set, progress is reset before a new attempt streams, and outputs go to the row, with only
-small JSON summaries returned to the step.
+small typed summaries (JSON objects in Inngest's memo) returned to the step. Transitions return the row
+they wrote, so nothing is read back after a write.
 """
 
 from __future__ import annotations
@@ -12,24 +13,71 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Literal, NotRequired, TypedDict
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import Job, JobStatus
-from agentic.domain.llm import LLMRequest, LLMResponse, PreviewRequest
+from agentic.generation import Call, Generation, RequestT, ResultT
+from agentic.kinds import JobKindSpec
 from agentic.metrics import Metrics
-from agentic.preview import generate_preview
-from agentic.providers.base import LLMRepository
+from agentic.providers.base import LLMProvider
 from agentic.store.jobs import JobStore
 from agentic.store.tables import utcnow
 from agentic.webhooks import WebhookNotifier
 
 log = logging.getLogger(__name__)
 
-Summary = dict[str, Any]
-_M = TypeVar("_M", bound=BaseModel)
+
+# ---- what each step returns (memoised by Inngest as small JSON objects) ----------------------------------
+
+
+class Began(TypedDict):
+    """mark-processing: whether this run goes on to call the provider."""
+
+    started: bool
+    status: str | None
+    reason: NotRequired[str]
+
+
+class Called(TypedDict):
+    """The provider step: generated (store-result comes next), cancelled, or skipped (nothing to do)."""
+
+    outcome: Literal["generated", "cancelled", "skipped"]
+    status: NotRequired[str | None]
+    finish_reason: NotRequired[str]
+    completion_tokens: NotRequired[int]
+
+
+class Stored(TypedDict):
+    completed: bool
+    status: str | None
+
+
+class Failed(TypedDict):
+    failed: bool
+    status: str | None
+
+
+class Cancelled(TypedDict):
+    cancelled: bool
+    status: str | None
+
+
+class Notified(TypedDict):
+    delivered: bool
+    reason: NotRequired[str]
+    status_code: NotRequired[int]
+
+
+class Cutoffs(TypedDict):
+    delete_before: str
+    stuck_before: str
+
+
+def _status(job: Job | None) -> str | None:
+    return job.status.value if job is not None else None
 
 
 class ProgressWriter:
@@ -72,15 +120,14 @@ class CancelWatch:
 @dataclass
 class JobRunner:
     store: JobStore
-    llm: LLMRepository
+    llm: LLMProvider
     metrics: Metrics
-    preview_model: str
     progress_interval: float = 0.25
     notifier: WebhookNotifier | None = None
 
     # ---- mark-processing ------------------------------------------------------------------------
 
-    def begin(self, job_id: str, attempt: int = 0) -> Summary:
+    def begin(self, job_id: str, attempt: int = 0) -> Began:
         """pending -> processing, counting the attempt. Ends the run (started=False) for a job that is
         finished, cancel-requested, or being processed by another run.
 
@@ -89,13 +136,13 @@ class JobRunner:
         attempt, another run (a duplicate delivery of the event) started it, and this run must not call
         the provider a second time.
         """
-        job = self._load(job_id)
+        job = self.store.get(job_id)
         refusal = self._refusal(job_id, job)
         if refusal is not None:
             return refusal
-        if job is not None and job.status is JobStatus.PENDING and self.store.start(job_id):
+        if job is not None and job.status is JobStatus.PENDING and self.store.start(job_id) is not None:
             return {"started": True, "status": JobStatus.PROCESSING.value}
-        job = self._load(job_id)  # start() lost: the job changed under us
+        job = self.store.get(job_id)  # start() lost: the job changed under us
         refusal = self._refusal(job_id, job)
         if refusal is not None:
             return refusal
@@ -104,7 +151,7 @@ class JobRunner:
         return {"started": False, "status": JobStatus.PROCESSING.value,
                 "reason": "job is being processed by another run"}
 
-    def _refusal(self, job_id: str, job: Job | None) -> Summary | None:
+    def _refusal(self, job_id: str, job: Job | None) -> Began | None:
         """Why a run must not start this job, if it must not."""
         if job is None:
             return {"started": False, "status": None, "reason": "job not found"}
@@ -115,51 +162,40 @@ class JobRunner:
             return {"started": False, "status": self._cancel_now(job_id), "reason": "cancel requested"}
         return None
 
-    # ---- call-llm / generate-preview --------------------------------------------------------------
+    # ---- the provider step (call-llm, generate-preview, ...) --------------------------------------------
 
-    def call_llm(self, job_id: str, attempt: int = 0) -> Summary:
-        """Stream the provider's answer into the row; the response is saved there, not returned."""
+    def call(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, attempt: int = 0) -> Called:
+        """Run the kind's handler, streaming into the row; the result is saved there, not returned."""
         job = self._prepare_attempt(job_id, attempt)
         if not isinstance(job, Job):
             return job
-        request = _stored(LLMRequest, job)
-        response = self._stream(job, lambda on_delta, cancel: self.llm.generate(
-            request, on_delta=on_delta, should_cancel=cancel))
-        return self._save(job, response.model_dump(mode="json"), response)
-
-    def call_preview(self, job_id: str, attempt: int = 0) -> Summary:
-        job = self._prepare_attempt(job_id, attempt)
-        if not isinstance(job, Job):
-            return job
-        preview_request = _stored(PreviewRequest, job)
-        if not preview_request.needs_ai:
-            result = generate_preview(self.llm, self.preview_model, preview_request)
-            return self._save(job, result.model_dump(mode="json"), None)
-        holder: dict[str, LLMResponse] = {}
-
-        def run(on_delta: Callable[[str], None], cancel: Callable[[], bool]) -> LLMResponse:
-            result = generate_preview(self.llm, self.preview_model, preview_request,
-                                      on_delta=on_delta, should_cancel=cancel, raw=holder)
-            return holder["response"].model_copy(update={"content": result.preview})
-
-        response = self._stream(job, run)
-        return self._save(job, {"preview": response.content, "used_ai": True}, response)
+        request = _stored_request(spec, job)
+        progress = ProgressWriter(self.store, job.id, self.progress_interval)
+        watch = CancelWatch(self.store, job.id, self.progress_interval)
+        try:
+            generation = spec.handler(Call(self.llm, request, job.model or "", progress.add, watch))
+        except LLMError as exc:
+            self.metrics.provider_error(exc.provider, exc.code.value)
+            self.store.note_error(job.id, exc.code, exc.message)
+            raise
+        finally:
+            progress.flush()
+        return self._save(job, generation)
 
     # ---- store-result / notify-client / failure ---------------------------------------------------
 
-    def finish(self, job_id: str) -> Summary:
+    def finish(self, job_id: str) -> Stored:
         """processing -> completed. A job cancelled or failed meanwhile stays as it is."""
-        applied = self.store.complete(job_id)
-        job = self._load(job_id)
-        status = job.status.value if job else None
-        if applied and job is not None:
-            self._record_finished(job)
-        return {"completed": applied, "status": status}
+        completed = self.store.complete(job_id)
+        if completed is None:
+            return {"completed": False, "status": _status(self.store.get(job_id))}
+        self._record_finished(completed)
+        return {"completed": True, "status": completed.status.value}
 
-    def notify(self, job_id: str) -> Summary:
+    def notify(self, job_id: str) -> Notified:
         if self.notifier is None:
             return {"delivered": False, "reason": "no WEBHOOK_URL"}
-        job = self._load(job_id)
+        job = self.store.get(job_id)
         if job is None or not job.is_terminal:
             return {"delivered": False, "reason": "job not finished"}
         try:
@@ -170,41 +206,40 @@ class JobRunner:
         self.metrics.webhook_delivery("delivered")
         return {"delivered": True, "status_code": status}
 
-    def fail(self, job_id: str, code: str, message: str) -> Summary:
+    def fail(self, job_id: str, code: ErrorCode, message: str) -> Failed:
         """pending | processing -> failed now (a non-retriable error: retrying cannot help)."""
-        applied = self.store.fail(job_id, code, message)
-        job = self._load(job_id)
-        if applied and job is not None:
-            self._record_finished(job)
-        return {"failed": applied, "status": job.status.value if job else None}
+        failed = self.store.fail(job_id, code, message)
+        if failed is None:
+            return {"failed": False, "status": _status(self.store.get(job_id))}
+        self._record_finished(failed)
+        return {"failed": True, "status": failed.status.value}
 
-    def fail_exhausted(self, job_id: str, message: str) -> Summary:
+    def fail_exhausted(self, job_id: str, message: str) -> Failed:
         """The run failed for good: fail the job with the last error it noted (or the run's error).
 
         A job that is already finished (completed, cancelled, or failed by a non-retriable error) is left
         as it is.
         """
-        job = self._load(job_id)
+        job = self.store.get(job_id)
         if job is None:
             return {"failed": False, "status": None}
         if job.is_terminal:
             return {"failed": False, "status": job.status.value}
         if job.status is JobStatus.PROCESSING and job.response is not None:
             # The answer was saved; only a later step (store-result) gave up. Keep what was paid for.
-            completed = self.finish(job_id)
-            return {"failed": False, "status": completed["status"]}
-        code = job.error_code or "function_failed"
+            return {"failed": False, "status": self.finish(job_id)["status"]}
+        code = job.error_code or ErrorCode.FUNCTION_FAILED
         detail = job.error_message or message or "the job's run failed"
         return self.fail(job_id, code, detail)
 
-    def cancel(self, job_id: str) -> Summary:
+    def cancel(self, job_id: str) -> Cancelled:
         """Record the cancellation request and cancel a pending or processing job (never a finished one)."""
         self.store.request_cancel(job_id)
-        applied = self.store.cancel(job_id)
-        job = self._load(job_id)
-        if applied and job is not None:
-            self._record_finished(job)
-        return {"cancelled": applied, "status": job.status.value if job else None}
+        cancelled = self.store.cancel(job_id)
+        if cancelled is None:
+            return {"cancelled": False, "status": _status(self.store.get(job_id))}
+        self._record_finished(cancelled)
+        return {"cancelled": True, "status": cancelled.status.value}
 
     # ---- cleanup ----------------------------------------------------------------------------------
 
@@ -212,17 +247,17 @@ class JobRunner:
         return self.store.delete_finished_batch(datetime.fromisoformat(cutoff_iso), batch_size)
 
     def fail_stuck(self, older_than_iso: str) -> int:
-        return len(self.store.fail_stuck(datetime.fromisoformat(older_than_iso)))
+        failed = self.store.fail_stuck(datetime.fromisoformat(older_than_iso))
+        for job in failed:
+            self._record_finished(job)
+        return len(failed)
 
     # ---- internals --------------------------------------------------------------------------------
 
-    def _load(self, job_id: str) -> Job | None:
-        return self.store.get(job_id)
-
-    def _prepare_attempt(self, job_id: str, attempt: int) -> Job | Summary:
+    def _prepare_attempt(self, job_id: str, attempt: int) -> Job | Called:
         """The job, ready for a (new) attempt at the provider call; or the step's summary when there is
         nothing to call: the job is gone, no longer processing, or cancellation was requested."""
-        job = self._load(job_id)
+        job = self.store.get(job_id)
         if job is None:
             return {"outcome": "skipped", "status": None}
         if job.status is not JobStatus.PROCESSING:
@@ -230,7 +265,7 @@ class JobRunner:
         if job.cancel_requested_at is not None:
             return {"outcome": "cancelled", "status": self._cancel_now(job_id)}
         if job.response is not None:  # an earlier attempt saved the answer and its reply was lost: done already
-            return {"outcome": "generated", "finish_reason": job.response.get("finish_reason", "stop"),
+            return {"outcome": "generated", "finish_reason": str(job.response.get("finish_reason", "stop")),
                     "completion_tokens": job.completion_tokens or 0}
         if attempt > 0:
             self.store.record_attempt(job_id)
@@ -240,43 +275,30 @@ class JobRunner:
 
     def _cancel_now(self, job_id: str) -> str | None:
         """Cancel a job whose cancellation was requested; returns its status afterwards."""
-        applied = self.store.cancel(job_id)
-        job = self._load(job_id)
-        if applied and job is not None:
-            self._record_finished(job)
-        return job.status.value if job else None
+        cancelled = self.store.cancel(job_id)
+        if cancelled is None:
+            return _status(self.store.get(job_id))
+        self._record_finished(cancelled)
+        return cancelled.status.value
 
-    def _stream(self, job: Job, call: Callable[[Callable[[str], None], Callable[[], bool]], LLMResponse]
-                ) -> LLMResponse:
-        progress = ProgressWriter(self.store, job.id, self.progress_interval)
-        watch = CancelWatch(self.store, job.id, self.progress_interval)
-        try:
-            return call(progress.add, watch)
-        except LLMError as exc:
-            self.metrics.provider_error(exc.provider, exc.code.value)
-            self.store.note_error(job.id, exc.code.value, exc.message)
-            raise
-        finally:
-            progress.flush()
-
-    def _save(self, job: Job, response: dict[str, Any], llm_response: LLMResponse | None) -> Summary:
-        if llm_response is not None and llm_response.finish_reason == "cancelled":
-            applied = self.store.cancel(job.id, response=response)
-            if not applied:  # cancelled meanwhile by llm-cancel: keep what this run streamed before stopping
-                self.store.finalize_cancelled(job.id, response, llm_response.content)
-            refreshed = self._load(job.id)
-            if applied and refreshed is not None:
-                self._record_finished(refreshed)
-            return {"outcome": "cancelled", "status": refreshed.status.value if refreshed else None}
-        usage = llm_response.usage if llm_response is not None else None
+    def _save(self, job: Job, generation: Generation[ResultT]) -> Called:
+        response = generation.result.model_dump(mode="json")
+        llm = generation.llm
+        if generation.cancelled:
+            cancelled = self.store.cancel(job.id, response=response)
+            if cancelled is None:
+                # Cancelled meanwhile by llm-cancel: keep what this run streamed before stopping.
+                self.store.finalize_cancelled(job.id, response, generation.text)
+                return {"outcome": "cancelled", "status": _status(self.store.get(job.id))}
+            self._record_finished(cancelled)
+            return {"outcome": "cancelled", "status": cancelled.status.value}
+        usage = llm.usage if llm is not None else None
         if not self.store.save_result(job.id, response, usage):
-            current = self._load(job.id)
-            return {"outcome": "skipped", "status": current.status.value if current else None}
-        if usage is not None and llm_response is not None:
-            self.metrics.tokens_used(llm_response.model, usage.prompt_tokens, usage.completion_tokens)
-        return {"outcome": "generated",
-                "finish_reason": llm_response.finish_reason if llm_response else "stop",
-                "completion_tokens": usage.completion_tokens if usage else 0}
+            return {"outcome": "skipped", "status": _status(self.store.get(job.id))}
+        if llm is not None:
+            self.metrics.tokens_used(llm.model, llm.usage.prompt_tokens, llm.usage.completion_tokens)
+        return {"outcome": "generated", "finish_reason": llm.finish_reason if llm else "stop",
+                "completion_tokens": llm.usage.completion_tokens if llm else 0}
 
     def _record_finished(self, job: Job) -> None:
         seconds = (job.finished_at - job.started_at).total_seconds() \
@@ -284,20 +306,21 @@ class JobRunner:
         self.metrics.job_finished(job.kind.value, job.status.value, seconds)
 
 
-def _stored(model: type[_M], job: Job) -> _M:
+def _stored_request(spec: JobKindSpec[RequestT, ResultT], job: Job) -> RequestT:
     """The request stored on the row, validated. A row that no longer validates will not get better on a
     retry: it is a non-retriable error."""
     try:
-        return model.model_validate(job.request)
+        return spec.request_model.model_validate(job.request)
     except ValidationError as exc:
         raise LLMError(ErrorCode.BAD_REQUEST, f"the job's stored request is invalid ({exc.error_count()} "
                        "error(s))", provider=job.provider or "agentic", retriable=False) from None
 
 
-def cleanup_cutoffs(retention_days: int, stuck_minutes: int) -> dict[str, str]:
+def cleanup_cutoffs(retention_days: int, stuck_minutes: int) -> Cutoffs:
     now = utcnow()
     return {"delete_before": (now - timedelta(days=retention_days)).isoformat(),
             "stuck_before": (now - timedelta(minutes=stuck_minutes)).isoformat()}
 
 
-__all__ = ["CancelWatch", "JobRunner", "ProgressWriter", "cleanup_cutoffs"]
+__all__ = ["Began", "Called", "CancelWatch", "Cancelled", "Cutoffs", "Failed", "JobRunner", "Notified",
+           "ProgressWriter", "Stored", "cleanup_cutoffs"]

@@ -14,6 +14,7 @@ from httpx import Response
 from sqlalchemy import Engine, inspect, update
 
 from agentic.cli import JOB_STATUSES, main
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.store.engine import create_db_engine
 from agentic.store.jobs import JobStore
@@ -234,7 +235,7 @@ def test_cleanup_deletes_old_finished_jobs_in_batches_and_fails_stuck_ones(datab
             old.append(job_id)
         recent = _new_job(store)
         store.start(recent)
-        store.fail(recent, "internal", "boom")
+        store.fail(recent, ErrorCode.INTERNAL, "boom")
         old_pending = _new_job(store)
         _age(engine, old_pending, created_at=timedelta(days=30), updated_at=timedelta(days=30))
         stuck = _new_job(store)

@@ -24,11 +24,12 @@ import respx
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
+from agentic.bootstrap import Container, build_container
 from agentic.config import load_settings
+from agentic.kinds import GENERATE
 from agentic.queue import EVENT_CANCEL, EVENT_GENERATE
 from agentic.store.engine import init_db
 from agentic.web.app import create_app
-from agentic.web.container import Container, build_container
 
 USER_ID = "e2e-user"
 
@@ -81,7 +82,7 @@ class LiveStack:
             began = runner.begin(job_id)
             if not began["started"]:
                 return
-            result = runner.call_llm(job_id, 0)
+            result = runner.call(GENERATE, job_id, 0)
             if result["outcome"] == "generated":
                 runner.finish(job_id)
         except Exception:

@@ -23,7 +23,7 @@ from agentic.domain.jobs import Job, JobKind
 from agentic.functions import FunctionDeps, build_functions
 from agentic.inngest_client import create_inngest_client
 from agentic.metrics import Metrics
-from agentic.providers.base import LLMRepository
+from agentic.providers.base import LLMProvider
 from agentic.providers.openrouter import OpenRouterRepository
 from agentic.queue import EVENT_CANCEL, EVENT_GENERATE, EVENT_PREVIEW
 from agentic.runner import JobRunner
@@ -184,10 +184,10 @@ class Harness:
 
 @pytest.fixture
 def make_harness(store: JobStore, make_settings: Callable[..., Settings]) -> Callable[..., Harness]:
-    def make(llm: LLMRepository, *, notifier: WebhookNotifier | None = None, **overrides: Any) -> Harness:
+    def make(llm: LLMProvider, *, notifier: WebhookNotifier | None = None, **overrides: Any) -> Harness:
         settings = make_settings(**overrides)
-        runner = JobRunner(store=store, llm=llm, metrics=Metrics(store.counts_by_status),
-                           preview_model=settings.preview_model, progress_interval=0.0, notifier=notifier)
+        runner = JobRunner(store=store, llm=llm, metrics=Metrics(store.counts_by_status), progress_interval=0.0,
+                           notifier=notifier)
         client = create_inngest_client(settings)
         functions = {fn.local_id: fn for fn in build_functions(client, FunctionDeps(settings, runner))}
         return Harness(store, runner, functions, mocked.Inngest(app_id="agentic-test"))

@@ -99,7 +99,7 @@ def test_in_band_sync_must_be_signed_with_our_key(make_app: Callable[..., AppHar
 def test_throttle_follows_the_settings(make_settings: Callable[..., Settings], store: JobStore) -> None:
     settings = make_settings(generate_throttle_limit=2, generate_throttle_period_seconds=7200,
                              preview_throttle_limit=30, preview_throttle_period_seconds=90)
-    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics(), preview_model="m")
+    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics())
     client = create_inngest_client(settings)
     fns = {fn.local_id: fn for fn in build_functions(client, FunctionDeps(settings, runner))}
 
@@ -115,7 +115,7 @@ def test_throttle_follows_the_settings(make_settings: Callable[..., Settings], s
 def test_a_per_user_concurrency_cap_is_registered_when_set(make_settings: Callable[..., Settings],
                                                            store: JobStore) -> None:
     settings = make_settings(concurrency_per_user=2)
-    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics(), preview_model="m")
+    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics())
     fns = {fn.local_id: fn for fn in build_functions(create_inngest_client(settings), FunctionDeps(settings, runner))}
     for fn_id in ("llm-generate", "preview-generate"):
         config = fns[fn_id].get_config(APP_URL).main.to_dict()

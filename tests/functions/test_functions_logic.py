@@ -23,7 +23,8 @@ from sqlalchemy import Engine
 from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import PREVIEW_MAX_CHARS
-from agentic.functions._steps import provider_call
+from agentic.functions.jobs import provider_call
+from agentic.kinds import GENERATE
 from agentic.providers.mock import MockLLMRepository
 from agentic.providers.openrouter import OpenRouterRepository
 from agentic.store.jobs import JobStore
@@ -202,19 +203,19 @@ def test_provider_call_maps_errors_to_inngest_retry_decisions(make_harness: Make
     chat_route.return_value = error_response(429, "slow down", headers={"retry-after": "20"})
     before = datetime.now(UTC)
     with pytest.raises(inngest.RetryAfterError) as rate_limited:
-        provider_call(harness.runner, harness.runner.call_llm, job.id, 0)
+        provider_call(harness.runner, GENERATE, job.id, 0)
     delay = rate_limited.value.retry_after.astimezone(UTC) - before  # naive local time from the SDK
     assert timedelta(seconds=19) <= delay <= timedelta(seconds=22)
 
     chat_route.return_value = error_response(503)
     with pytest.raises(LLMError) as transient:  # plain exception: the step is retried with backoff
-        provider_call(harness.runner, harness.runner.call_llm, job.id, 1)
+        provider_call(harness.runner, GENERATE, job.id, 1)
     assert transient.value.retriable
     assert harness.job(job).status is JobStatus.PROCESSING
 
     chat_route.return_value = error_response(404, "no such model")
     with pytest.raises(inngest.NonRetriableError, match="model_not_found: no such model"):
-        provider_call(harness.runner, harness.runner.call_llm, job.id, 2)
+        provider_call(harness.runner, GENERATE, job.id, 2)
     assert harness.job(job).status is JobStatus.FAILED
     assert harness.job(job).attempts == 3
 
@@ -227,7 +228,7 @@ def test_invalid_stored_request_is_not_retried(make_harness: MakeHarness, store:
     assert harness.runner.begin(job.id)["started"] is True
 
     with pytest.raises(inngest.NonRetriableError, match="bad_request"):
-        provider_call(harness.runner, harness.runner.call_llm, job.id, 0)
+        provider_call(harness.runner, GENERATE, job.id, 0)
 
     assert harness.job(job).status is JobStatus.FAILED
     assert chat_route.call_count == 0

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import JobStatus
+from agentic.kinds import GENERATE
 from agentic.metrics import Metrics
 from agentic.providers.mock import MockLLMRepository
 from agentic.runner import JobRunner
@@ -15,11 +17,11 @@ from tests.functions.conftest import create_generate_job, reload
 
 def test_cancel_by_llm_cancel_mid_stream_keeps_the_partial_response(store: JobStore) -> None:
     runner = JobRunner(store=store, llm=MockLLMRepository(tokens_per_second=200), metrics=Metrics(),
-                       preview_model="mock", progress_interval=0.02)
+                       progress_interval=0.02)
     job = create_generate_job(store, provider="mock")
     assert runner.begin(job.id)["started"]
     summaries: list[dict[str, object]] = []
-    worker = threading.Thread(target=lambda: summaries.append(runner.call_llm(job.id)))
+    worker = threading.Thread(target=lambda: summaries.append(runner.call(GENERATE, job.id)))
     worker.start()
     deadline = time.monotonic() + 5
     while not reload(store, job).partial_output and time.monotonic() < deadline:
@@ -38,10 +40,10 @@ def test_cancel_by_llm_cancel_mid_stream_keeps_the_partial_response(store: JobSt
 
 def test_a_run_that_fails_after_the_answer_was_saved_completes_the_job(store: JobStore) -> None:
     """store-result ran out of retries (say the database was down): the failure handler keeps the answer."""
-    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics(), preview_model="mock")
+    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics())
     job = create_generate_job(store, provider="mock")
     assert runner.begin(job.id)["started"]
-    assert runner.call_llm(job.id)["outcome"] == "generated"
+    assert runner.call(GENERATE, job.id)["outcome"] == "generated"
 
     assert runner.fail_exhausted(job.id, "store-result: connection refused") == {"failed": False,
                                                                                  "status": "completed"}
@@ -50,10 +52,10 @@ def test_a_run_that_fails_after_the_answer_was_saved_completes_the_job(store: Jo
 
 
 def test_a_run_that_fails_before_any_answer_is_failed_with_the_last_error(store: JobStore) -> None:
-    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics(), preview_model="mock")
+    runner = JobRunner(store=store, llm=MockLLMRepository(), metrics=Metrics())
     job = create_generate_job(store, provider="mock")
     assert runner.begin(job.id)["started"]
-    store.note_error(job.id, "overloaded", "529 from upstream")
+    store.note_error(job.id, ErrorCode.OVERLOADED, "529 from upstream")
     assert runner.fail_exhausted(job.id, "step failed")["failed"]
     final = reload(store, job)
     assert (final.status, final.error_code, final.error_message) == (JobStatus.FAILED, "overloaded",

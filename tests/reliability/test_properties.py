@@ -31,7 +31,8 @@ from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import LLMRequest, LLMResponse, Message, Usage
 from agentic.eventstream import SSEDecoder, SSEEvent
-from agentic.functions._steps import provider_call
+from agentic.functions.jobs import provider_call
+from agentic.kinds import GENERATE
 from agentic.metrics import Metrics
 from agentic.providers.base import CancelCheck, DeltaCallback
 from agentic.providers.openrouter import OpenRouterRepository
@@ -193,7 +194,7 @@ def run_runner_machine(engine: Engine) -> None:
         def __init__(self) -> None:
             super().__init__()
             self.provider = ScriptedProvider(store)
-            self.runner = JobRunner(store=store, llm=self.provider, metrics=Metrics(), preview_model="m",
+            self.runner = JobRunner(store=store, llm=self.provider, metrics=Metrics(),
                                     progress_interval=0.0)
             job, _ = store.create(kind=JobKind.GENERATE, user_id="prop", model=REQUEST.model, provider="scripted",
                                   request=REQUEST.model_dump(mode="json", exclude_none=True))
@@ -212,7 +213,7 @@ def run_runner_machine(engine: Engine) -> None:
             self.provider.outcome = outcome
             self.generated = False
             try:  # exactly what the call-llm step runs, error mapping included
-                summary = provider_call(self.runner, self.runner.call_llm, self.job_id, attempt)
+                summary = provider_call(self.runner, GENERATE, self.job_id, attempt)
             except (LLMError, inngest.NonRetriableError, inngest.RetryAfterError):
                 return
             self.generated = summary["outcome"] == "generated"

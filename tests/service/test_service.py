@@ -1,4 +1,4 @@
-"""AgenticService: context composition, direct vs queued, previews, cancellation, the event bus."""
+"""AgenticService: context composition, direct vs queued, previews, cancellation."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 import respx
 
 from agentic.config import load_settings
+from agentic.domain.errors import LLMError
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import (
     ContextDocument,
@@ -20,16 +21,12 @@ from agentic.domain.llm import (
     PreviewResult,
 )
 from agentic.providers.mock import MockLLMRepository
-from agentic.providers.queued import QueuedJob
 from agentic.queue import EVENT_CANCEL, InngestEventSender
 from agentic.service import (
-    ERROR,
-    JOB_QUEUED,
-    RESPONSE_GENERATED,
     ContextComposition,
-    EventBus,
     JobAlreadyFinished,
     JobNotFound,
+    QueuedJob,
     create_agentic_service,
 )
 from agentic.store.jobs import JobStore
@@ -83,49 +80,28 @@ def test_composition_without_anything_to_add_returns_the_request_unchanged() -> 
     assert ContextComposition().compose(request) is request
 
 
-# ---- event bus ---------------------------------------------------------------------------------------
-
-def test_event_bus_delivers_and_survives_a_failing_handler() -> None:
-    bus, seen = EventBus(), []
-
-    def broken(_: dict[str, Any]) -> None:
-        raise RuntimeError("handler bug")
-
-    bus.subscribe("x", broken)
-    bus.subscribe("x", seen.append)
-    bus.emit("x", {"n": 1})
-    assert seen == [{"n": 1}]
-
-
 # ---- generate ------------------------------------------------------------------------------------------
 
 def test_use_queue_false_always_runs_directly_even_for_slow_models(store: JobStore, event_api: Any) -> None:
     svc = service(store, use_queue=False)
-    seen: list[dict[str, Any]] = []
-    svc.bus.subscribe(RESPONSE_GENERATED, seen.append)
     outcome = svc.generate(ask("model-slow-1"), user_id="alice")
     assert isinstance(outcome, LLMResponse)
     assert not event_api.called and store.list_for_owner("alice").items == []
-    assert seen and seen[0]["response"] is outcome
 
 
 def test_use_queue_true_queues_slow_models_and_says_so(store: JobStore, event_api: Any) -> None:
     svc = service(store, use_queue=True)
-    queued: list[dict[str, Any]] = []
-    svc.bus.subscribe(JOB_QUEUED, queued.append)
     outcome = svc.generate(ask("model-slow-1"), user_id="alice")
     assert isinstance(outcome, QueuedJob)
-    assert queued == [{"user_id": "alice", "job_id": outcome.job_id, "model": "model-slow-1"}]
+    assert outcome.job.model == "model-slow-1" and outcome.job.user_id == "alice"
     assert isinstance(svc.generate(ask("model-quick-1"), user_id="alice"), LLMResponse)
 
 
-def test_failures_are_emitted_as_error_events(store: JobStore, event_api: Any) -> None:
+def test_a_direct_failure_reaches_the_caller_classified(store: JobStore, event_api: Any) -> None:
     svc = service(store, use_queue=False)
-    errors: list[dict[str, Any]] = []
-    svc.bus.subscribe(ERROR, errors.append)
-    with pytest.raises(Exception):
+    with pytest.raises(LLMError):
         svc.generate(ask("model-quick-1", "[mock:fail]"), user_id="alice")
-    assert errors and errors[0]["user_id"] == "alice"
+    assert store.list_for_owner("alice").items == []
 
 
 # ---- previews ------------------------------------------------------------------------------------------

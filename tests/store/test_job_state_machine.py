@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 from sqlalchemy import Engine
 
-from agentic.domain.jobs import JobKind, JobStatus, can_transition
+from agentic.domain.errors import ErrorCode
+from agentic.domain.jobs import Job, JobKind, JobStatus, can_transition
 from agentic.store.jobs import JobStore, clean_text
 
 
@@ -26,10 +27,12 @@ def run_state_machine(engine: Engine) -> None:
             self.cancel_requested = False
             self.output = ""
 
-        def _expect(self, target: JobStatus, applied: bool, extra_ok: bool = True) -> None:
+        def _expect(self, target: JobStatus, written: Job | None, extra_ok: bool = True) -> None:
+            applied = written is not None
             allowed = can_transition(self.status, target) and extra_ok
             assert applied == allowed, f"{self.status} -> {target}: applied={applied}"
-            if applied:
+            if written is not None:
+                assert written.id == self.job_id and written.status is target  # the row it wrote
                 self.status = target
 
         @rule()
@@ -42,7 +45,7 @@ def run_state_machine(engine: Engine) -> None:
 
         @rule(code=st.sampled_from(["rate_limited", "upstream_error"]))
         def fail(self, code: str) -> None:
-            self._expect(JobStatus.FAILED, store.fail(self.job_id, code, "boom"))
+            self._expect(JobStatus.FAILED, store.fail(self.job_id, ErrorCode(code), "boom"))
 
         @rule()
         def cancel(self) -> None:
@@ -53,7 +56,7 @@ def run_state_machine(engine: Engine) -> None:
 
         @rule()
         def request_cancel(self) -> None:
-            applied = store.request_cancel(self.job_id)
+            applied = store.request_cancel(self.job_id) is not None
             assert applied == (not self.status.is_terminal)
             if applied:
                 self.cancel_requested = True

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import Job, JobKind, JobStatus
 from agentic.domain.llm import Usage
 from agentic.store.jobs import IdempotencyConflict, InvalidCursor, JobStore
@@ -40,7 +41,7 @@ def at(store: JobStore, status: JobStatus) -> Job:
         assert store.cancel(job.id)
         return job
     if status is JobStatus.FAILED:
-        assert store.fail(job.id, "x", "boom")
+        assert store.fail(job.id, ErrorCode.INTERNAL, "boom")
         return job
     assert store.start(job.id)
     if status is JobStatus.COMPLETED:
@@ -99,13 +100,14 @@ ALLOWED = {
 }
 
 
-def move(store: JobStore, job_id: str, target: JobStatus) -> bool:
-    moves: dict[JobStatus, Callable[[], bool]] = {
+def move(store: JobStore, job_id: str, target: JobStatus) -> Job | None:
+    """The transition to ``target``: the row it wrote, or None when refused."""
+    moves: dict[JobStatus, Callable[[], Job | None]] = {
         JobStatus.PROCESSING: lambda: store.start(job_id),
         JobStatus.COMPLETED: lambda: store.complete(job_id, {"content": "ok"}, Usage.of(3, 4)),
-        JobStatus.FAILED: lambda: store.fail(job_id, "upstream_error", "boom"),
+        JobStatus.FAILED: lambda: store.fail(job_id, ErrorCode.UPSTREAM_ERROR, "boom"),
         JobStatus.CANCELLED: lambda: store.cancel(job_id),
-        JobStatus.PENDING: lambda: False,  # nothing moves a job back to pending
+        JobStatus.PENDING: lambda: None,  # nothing moves a job back to pending
     }
     return moves[target]()
 
@@ -119,7 +121,8 @@ def test_each_transition_is_allowed_or_refused(store: JobStore, current: JobStat
     after = store.get(job.id)
     assert before is not None and after is not None
     if (current, target) in ALLOWED:
-        assert applied and after.status is target
+        assert applied is not None and after.status is target
+        assert applied == after  # the transition returned the row as it wrote it: nothing to read back
         assert after.updated_at >= before.updated_at
     else:
         assert not applied
@@ -135,7 +138,7 @@ def test_terminal_jobs_record_finish_time_and_outcome(store: JobStore) -> None:
     assert job.response == {"content": "ok"} and job.attempts == 1
 
     failed = at(store, JobStatus.PROCESSING)
-    store.fail(failed.id, "rate_limited", "slow down")
+    store.fail(failed.id, ErrorCode.RATE_LIMITED, "slow down")
     job = store.get(failed.id)
     assert job is not None and (job.error_code, job.error_message) == ("rate_limited", "slow down")
 
@@ -158,7 +161,7 @@ def test_request_cancel_is_refused_for_terminal_and_foreign_jobs(store: JobStore
 
 def test_failing_an_unqueued_job_can_release_its_idempotency_key(store: JobStore) -> None:
     job, _ = store.create(kind=JobKind.GENERATE, user_id="alice", request=REQUEST, idempotency_key="k")
-    assert store.fail(job.id, "queue_unavailable", "down", release_idempotency_key=True)
+    assert store.fail(job.id, ErrorCode.QUEUE_UNAVAILABLE, "down", release_idempotency_key=True)
     retry, created = store.create(kind=JobKind.GENERATE, user_id="alice", request=REQUEST, idempotency_key="k")
     assert created and retry.id != job.id
 
@@ -170,23 +173,23 @@ RACE_THREADS = 24
 def test_racing_complete_fail_and_cancel_has_exactly_one_winner(store: JobStore, round_: int) -> None:
     job = at(store, JobStatus.PROCESSING)
     barrier = threading.Barrier(RACE_THREADS)
-    actions: list[tuple[JobStatus, Callable[[], bool]]] = []
+    actions: list[tuple[JobStatus, Callable[[], Job | None]]] = []
     for i in range(RACE_THREADS):
         kind = i % 3
         if kind == 0:
             actions.append((JobStatus.COMPLETED, lambda i=i: store.complete(job.id, {"content": f"by {i}"})))
         elif kind == 1:
-            actions.append((JobStatus.FAILED, lambda i=i: store.fail(job.id, "boom", f"by {i}")))
+            actions.append((JobStatus.FAILED, lambda i=i: store.fail(job.id, ErrorCode.UPSTREAM_ERROR, f"by {i}")))
         else:
             actions.append((JobStatus.CANCELLED, lambda: store.cancel(job.id)))
 
-    def run(action: tuple[JobStatus, Callable[[], bool]]) -> tuple[JobStatus, bool]:
+    def run(action: tuple[JobStatus, Callable[[], Job | None]]) -> tuple[JobStatus, Job | None]:
         barrier.wait()
         return action[0], action[1]()
 
     with ThreadPoolExecutor(max_workers=RACE_THREADS) as pool:
         results = list(pool.map(run, actions))
-    winners = [target for target, applied in results if applied]
+    winners = [target for target, applied in results if applied is not None]
     assert len(winners) == 1
     final = store.get(job.id)
     assert final is not None and final.status is winners[0]
@@ -194,7 +197,7 @@ def test_racing_complete_fail_and_cancel_has_exactly_one_winner(store: JobStore,
     if final.status is JobStatus.COMPLETED:
         assert final.response is not None and final.error_code is None
     elif final.status is JobStatus.FAILED:
-        assert final.error_code == "boom" and final.response is None
+        assert final.error_code == "upstream_error" and final.response is None
     else:
         assert final.response is None and final.error_code is None and final.cancel_requested_at is not None
     assert final.finished_at is not None
@@ -204,7 +207,7 @@ def test_racing_starts_count_one_attempt(store: JobStore) -> None:
     job = new_job(store)
     with ThreadPoolExecutor(max_workers=12) as pool:
         results = list(pool.map(lambda _: store.start(job.id), range(12)))
-    assert results.count(True) == 1
+    assert sum(result is not None for result in results) == 1
     final = store.get(job.id)
     assert final is not None and final.attempts == 1
 
@@ -236,7 +239,7 @@ def test_concurrent_appends_lose_nothing(store: JobStore) -> None:
 
 def test_note_error_and_record_attempt_keep_the_job_processing(store: JobStore) -> None:
     job = at(store, JobStatus.PROCESSING)
-    assert store.note_error(job.id, "rate_limited", "429")
+    assert store.note_error(job.id, ErrorCode.RATE_LIMITED, "429")
     assert store.record_attempt(job.id)
     current = store.get(job.id)
     assert current is not None and current.status is JobStatus.PROCESSING
@@ -325,7 +328,8 @@ def test_stuck_processing_jobs_are_failed_and_others_left_alone(store: JobStore)
     backdate(store, old_pending.id, updated_at=long_ago)
 
     failed = store.fail_stuck(utcnow() - timedelta(hours=3))
-    assert failed == [stuck.id]
+    assert [job.id for job in failed] == [stuck.id]
+    assert failed[0].status is JobStatus.FAILED  # the rows as written
     job = store.get(stuck.id)
     assert job is not None and job.status is JobStatus.FAILED and job.error_code == "stuck"
     assert status_of(store, busy.id) is JobStatus.PROCESSING
@@ -336,7 +340,7 @@ def test_nul_characters_from_a_provider_never_break_a_write(store: JobStore) -> 
     """PostgreSQL text and JSONB refuse NUL; provider output is stored with U+FFFD in its place."""
     job = at(store, JobStatus.PROCESSING)
     assert store.append_progress(job.id, "a\x00b")
-    assert store.note_error(job.id, "stream_error", "bad\x00byte")
+    assert store.note_error(job.id, ErrorCode.STREAM_ERROR, "bad\x00byte")
     assert store.save_result(job.id, {"content": "x\x00y", "nested": ["\x00"]})
     assert store.complete(job.id)
     done = store.get(job.id)

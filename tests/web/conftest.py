@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import respx
 
+from agentic.bootstrap import Container
 from agentic.config import load_settings
 from agentic.store.engine import init_db
 from agentic.web.app import container_of, create_app
-from agentic.web.container import Container
 from tests.web.support import EVENT_API, Api, EventLog
 
 

@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from agentic.bootstrap import Container
 from agentic.store.tables import JobRow
-from agentic.web.container import Container
 
 EVENT_API = "http://127.0.0.1:8288/e/NO_EVENT_KEY_SET"
 OPENROUTER = "https://openrouter.ai/api/v1/chat/completions"

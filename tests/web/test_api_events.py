@@ -14,6 +14,7 @@ import pytest
 from werkzeug.test import TestResponse
 
 from agentic.domain.llm import Usage
+from agentic.kinds import GENERATE
 from agentic.web.state import STATE_KEY, ApiState
 from tests.web.support import SLOW_MODEL, Api, auth, chat
 
@@ -157,7 +158,7 @@ def test_a_job_observed_live_from_pending_to_done(make_api: Callable[..., Api]) 
     def drive() -> None:
         try:
             assert runner.begin(job_id)["started"]
-            runner.call_llm(job_id)
+            runner.call(GENERATE, job_id)
             runner.finish(job_id)
         except BaseException as exc:  # surfaced below
             errors.append(exc)

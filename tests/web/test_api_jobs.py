@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import Usage
 from agentic.queue import EVENT_CANCEL
@@ -59,7 +60,7 @@ def test_a_running_then_completed_job(queued_api: Api) -> None:
 def test_a_failed_job_shows_its_error(queued_api: Api) -> None:
     secret = queued_api.key()
     job_id = queue(queued_api, secret)
-    queued_api.container.jobs.fail(job_id, "rate_limited", "slow down")
+    queued_api.container.jobs.fail(job_id, ErrorCode.RATE_LIMITED, "slow down")
     view = queued_api.client.get(f"/api/jobs/{job_id}", headers=auth(secret)).json
     assert view["status"] == "failed"
     assert view["error"] == {"code": "rate_limited", "message": "slow down"}
@@ -144,7 +145,7 @@ def test_cancelling_a_running_job_records_the_request(queued_api: Api, events: E
 def test_cancelling_a_finished_job_is_409_with_its_status(queued_api: Api) -> None:
     secret = queued_api.key()
     job_id = queue(queued_api, secret)
-    queued_api.container.jobs.fail(job_id, "boom", "it broke")
+    queued_api.container.jobs.fail(job_id, ErrorCode.UPSTREAM_ERROR, "it broke")
     response = queued_api.client.post(f"/api/jobs/{job_id}/cancel", headers=auth(secret))
     assert response.status_code == 409
     assert response.json["code"] == "job_finished"

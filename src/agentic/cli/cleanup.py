@@ -33,7 +33,7 @@ def cleanup() -> None:
             batches += 1 if count else 0
             if count < settings.cleanup_batch_size:
                 break
-        stuck = store.fail_stuck(stuck_before)
+        stuck = [job.id for job in store.fail_stuck(stuck_before)]
     finally:
         engine.dispose()
     click.echo(f"deleted {deleted} finished job(s) older than {settings.job_retention_days} day(s) "

@@ -117,9 +117,9 @@ def _job_text(job: Job) -> str:
 @click.argument("job_id")
 def jobs_cancel(job_id: str) -> None:
     """Cancel a pending or processing job (as its owner would through the API)."""
-    from agentic.service import JobAlreadyFinished, JobNotFound
+    from agentic.bootstrap import build_container
+    from agentic.domain.jobs import JobAlreadyFinished, JobNotFound
     from agentic.store.jobs import JobStore
-    from agentic.web.container import build_container
 
     settings = _settings()
     engine = _engine(settings)

@@ -1,4 +1,5 @@
-"""One error taxonomy for every provider, so callers decide on retries without knowing the provider."""
+"""One error taxonomy for every provider and every job, so callers decide on retries without knowing the
+provider, and a failed job's ``error_code`` is always one of these values."""
 
 from __future__ import annotations
 
@@ -21,7 +22,10 @@ class ErrorCode(StrEnum):
     NETWORK_ERROR = "network_error"
     STREAM_ERROR = "stream_error"
     TRUNCATED = "truncated"
+    # Job-level codes: set by the service, never by a provider.
     QUEUE_UNAVAILABLE = "queue_unavailable"
+    STUCK = "stuck"  # processing without a change for STUCK_JOB_MINUTES: failed by the cleanup
+    FUNCTION_FAILED = "function_failed"  # the run gave up without a classified provider error
     INTERNAL = "internal"
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agentic.domain.errors import ErrorCode
+
 
 class JobStatus(StrEnum):
     PENDING = "pending"
@@ -22,8 +24,30 @@ class JobStatus(StrEnum):
 
 
 class JobKind(StrEnum):
+    """What a job does. Each kind has one spec (:mod:`agentic.kinds`); the built-in kinds are members, and
+    :meth:`register` adds another (a plugin or a test) without editing this enum or the schema."""
+
     GENERATE = "generate"
     PREVIEW = "preview"
+
+    @classmethod
+    def register(cls, value: str) -> JobKind:
+        """The kind named ``value``, created once (a pseudo-member: ``JobKind(value)`` finds it from then on)."""
+        _REGISTERED.add(value)
+        return cls(value)
+
+    @classmethod
+    def _missing_(cls, value: object) -> JobKind | None:
+        if not isinstance(value, str) or value not in _REGISTERED:
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value.upper()
+        member._value_ = value
+        found: JobKind = cls._value2member_map_.setdefault(value, member)  # type: ignore[assignment]
+        return found
+
+
+_REGISTERED: set[str] = set()
 
 
 TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -55,7 +79,7 @@ class Job(BaseModel):
     request: dict[str, Any]
     response: dict[str, Any] | None = None
     partial_output: str = ""
-    error_code: str | None = None
+    error_code: ErrorCode | None = None
     error_message: str | None = None
     attempts: int = 0
     prompt_tokens: int | None = None
@@ -71,3 +95,13 @@ class Job(BaseModel):
     @property
     def is_terminal(self) -> bool:
         return self.status.is_terminal
+
+
+class JobNotFound(LookupError):
+    """No such job for this user (another user's job is "not found" too)."""
+
+
+class JobAlreadyFinished(Exception):
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job is already {job.status.value}")
+        self.job = job

@@ -1,1 +1,1 @@
-"""LLM providers behind one interface (OpenRouter, Claude, mock), routing, and the queued wrapper."""
+"""LLM providers behind one interface (OpenRouter, Claude, mock). They talk to LLM APIs and store nothing."""

@@ -1,4 +1,4 @@
-"""The one interface every provider implements."""
+"""The one interface every LLM provider implements (the provider talks to an LLM API; it stores nothing)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ DeltaCallback = Callable[[str], None]
 CancelCheck = Callable[[], bool]
 
 
-class LLMRepository(Protocol):
+class LLMProvider(Protocol):
     """Generates a response, streaming internally.
 
     Raises :class:`agentic.domain.errors.LLMError` for every failure. When ``should_cancel`` says stop,

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from agentic.config import Settings
 from agentic.domain.errors import ErrorCode, LLMError
-from agentic.providers.base import LLMRepository
+from agentic.providers.base import LLMProvider
 from agentic.providers.claude import ClaudeRepository
 from agentic.providers.mock import MockLLMRepository
 from agentic.providers.openrouter import OpenRouterRepository
@@ -22,7 +22,7 @@ REQUIRED_KEYS: dict[str, str | None] = {
 }
 
 
-def build_llm_repository(settings: Settings, *, provider: str | None = None) -> LLMRepository:
+def build_llm_repository(settings: Settings, *, provider: str | None = None) -> LLMProvider:
     """The repository for ``provider`` (default: ``LLM_PROVIDER``). Raises LLMError(not_configured)."""
     name = provider or settings.llm_provider
     if name == "mock":

@@ -9,17 +9,17 @@ import threading
 from collections.abc import Callable
 
 from agentic.domain.llm import LLMRequest, LLMResponse
-from agentic.providers.base import CancelCheck, DeltaCallback, LLMRepository
+from agentic.providers.base import CancelCheck, DeltaCallback, LLMProvider
 
 
-class LazyLLMRepository:
-    def __init__(self, name: str, build: Callable[[], LLMRepository]) -> None:
+class LazyLLMProvider:
+    def __init__(self, name: str, build: Callable[[], LLMProvider]) -> None:
         self.name = name
         self._build = build
-        self._instance: LLMRepository | None = None
+        self._instance: LLMProvider | None = None
         self._lock = threading.Lock()
 
-    def get(self) -> LLMRepository:
+    def get(self) -> LLMProvider:
         if self._instance is None:
             with self._lock:
                 if self._instance is None:

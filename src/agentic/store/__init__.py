@@ -1,16 +1,1 @@
-"""Persistence: SQLModel tables, the engine, and the job and API-key stores."""
-
-from agentic.store.engine import create_db_engine, init_db
-from agentic.store.jobs import IdempotencyConflict, JobPage, JobStore
-from agentic.store.keys import ApiKey, ApiKeyStore, IssuedKey
-
-__all__ = [
-    "ApiKey",
-    "ApiKeyStore",
-    "IdempotencyConflict",
-    "IssuedKey",
-    "JobPage",
-    "JobStore",
-    "create_db_engine",
-    "init_db",
-]
+"""Persistence: SQLModel tables, the engine, the job and API-key stores, and the job-change watcher."""

@@ -1,13 +1,14 @@
 """The job store: every state change is one compare-and-set UPDATE, so concurrent writers cannot both win.
 
+A transition returns the row it wrote (``UPDATE … RETURNING``), or None when the compare-and-set did not
+apply, so callers never read the row back (one round trip, and the row is the one written).
+
 On PostgreSQL each write also sends ``NOTIFY agentic_jobs, '<job id>'`` in the same transaction, so
 watchers (the SSE route) wake when the row changes instead of polling it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import secrets
 from collections.abc import Mapping
@@ -20,8 +21,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.dml import Update
 
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import ALLOWED_FROM, TERMINAL_STATUSES, Job, JobKind, JobStatus
 from agentic.domain.llm import Usage
+from agentic.store.cursor import InvalidCursor, decode_cursor, encode_cursor
 from agentic.store.tables import JobRow, utcnow
 
 JOB_CHANNEL = "agentic_jobs"
@@ -38,10 +41,6 @@ class IdempotencyConflict(Exception):
     def __init__(self, job: Job) -> None:
         super().__init__("this Idempotency-Key was already used for a different request")
         self.job = job
-
-
-class InvalidCursor(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -130,7 +129,7 @@ class JobStore:
 
     # ---- guarded transitions ------------------------------------------------------------------
 
-    def start(self, job_id: str) -> bool:
+    def start(self, job_id: str) -> Job | None:
         """pending -> processing, counting the attempt. Refused once cancellation was requested."""
         now = utcnow()
         return self._transition(
@@ -153,7 +152,8 @@ class JobStore:
         stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value).values(**values)
         return self._write(stmt, job_id)
 
-    def complete(self, job_id: str, response: Mapping[str, Any] | None = None, usage: Usage | None = None) -> bool:
+    def complete(self, job_id: str, response: Mapping[str, Any] | None = None, usage: Usage | None = None
+                 ) -> Job | None:
         """processing -> completed (with the response, unless ``save_result`` stored it already).
 
         A cancelled or failed job stays as it is: the update applies only to a processing row.
@@ -166,7 +166,8 @@ class JobStore:
                           total_tokens=usage.total_tokens)
         return self._transition(job_id, JobStatus.COMPLETED, values)
 
-    def fail(self, job_id: str, code: str, message: str, *, release_idempotency_key: bool = False) -> bool:
+    def fail(self, job_id: str, code: ErrorCode, message: str, *, release_idempotency_key: bool = False
+             ) -> Job | None:
         """pending | processing -> failed with an error code and message.
 
         ``release_idempotency_key`` frees the key of a job that never got queued, so the client's retry
@@ -178,7 +179,7 @@ class JobStore:
             values["idempotency_key"] = None
         return self._transition(job_id, JobStatus.FAILED, values)
 
-    def cancel(self, job_id: str, *, response: Mapping[str, Any] | None = None) -> bool:
+    def cancel(self, job_id: str, *, response: Mapping[str, Any] | None = None) -> Job | None:
         """pending | processing -> cancelled (keeping whatever partial output there is)."""
         now = utcnow()
         values: dict[str, Any] = {"finished_at": now,
@@ -198,13 +199,13 @@ class JobStore:
         ).values(response=clean_json(dict(response)), partial_output=clean_text(text), updated_at=utcnow())
         return self._write(stmt, job_id)
 
-    def request_cancel(self, job_id: str, *, user_id: str | None = None) -> bool:
-        """Record a cancellation request on a job that is not finished; says whether it was recorded."""
+    def request_cancel(self, job_id: str, *, user_id: str | None = None) -> Job | None:
+        """Record a cancellation request on a job that is not finished; the job as recorded, or None."""
         stmt = update(_T).where(_T.c.id == job_id, _T.c.status.not_in(_TERMINAL)).values(
             cancel_requested_at=func.coalesce(_T.c.cancel_requested_at, utcnow()), updated_at=utcnow())
         if user_id is not None:
             stmt = stmt.where(_T.c.user_id == user_id)
-        return self._write(stmt, job_id)
+        return self._write_returning(stmt, job_id)
 
     def cancel_requested(self, job_id: str) -> bool:
         """True when cancellation was requested or the job already ended (so work should stop)."""
@@ -234,7 +235,7 @@ class JobStore:
             partial_output=_T.c.partial_output + clean_text(text_delta), updated_at=utcnow())
         return self._write(stmt, job_id)
 
-    def note_error(self, job_id: str, code: str, message: str) -> bool:
+    def note_error(self, job_id: str, code: ErrorCode, message: str) -> bool:
         """Remember the last error of a processing job (it stays processing: a retry may still succeed).
 
         When retries run out, the failure handler fails the job with this code and message.
@@ -263,22 +264,20 @@ class JobStore:
         with self.engine.begin() as conn:
             return conn.execute(delete(_T).where(_T.c.id.in_(victims.scalar_subquery()))).rowcount
 
-    def fail_stuck(self, older_than: datetime, *, message: str | None = None) -> list[str]:
-        """Fail jobs left ``processing`` with no change since ``older_than``; returns their ids."""
+    def fail_stuck(self, older_than: datetime, *, message: str | None = None) -> list[Job]:
+        """Fail jobs left ``processing`` with no change since ``older_than``; returns them as written.
+
+        The same compare-and-set and the same notification as :meth:`fail`, for every stuck row at once.
+        """
         message = message or "the job stopped making progress and was failed by the stuck-job sweep"
         now = utcnow()
         stmt = (
             update(_T)
             .where(_T.c.status == JobStatus.PROCESSING.value, _T.c.updated_at < older_than)
-            .values(status=JobStatus.FAILED.value, error_code="stuck", error_message=message,
+            .values(status=JobStatus.FAILED.value, error_code=ErrorCode.STUCK.value, error_message=message,
                     finished_at=now, updated_at=now)
-            .returning(_T.c.id)
         )
-        with self.engine.begin() as conn:
-            ids = [r.id for r in conn.execute(stmt)]
-            for job_id in ids:
-                self._notify_change(conn, job_id)
-        return ids
+        return self._write_all(stmt)
 
     def counts_by_status(self) -> dict[tuple[str, str], int]:
         """(kind, status) -> number of jobs, for metrics."""
@@ -294,12 +293,28 @@ class JobStore:
 
     def _transition(
         self, job_id: str, target: JobStatus, values: Mapping[str, Any], *, extra_where: Any = None,
-    ) -> bool:
+    ) -> Job | None:
         allowed = [s.value for s in ALLOWED_FROM[target]]
         stmt = update(_T).where(_T.c.id == job_id, _T.c.status.in_(allowed))
         if extra_where is not None:
             stmt = stmt.where(extra_where)
-        return self._write(stmt.values(status=target.value, updated_at=utcnow(), **values), job_id)
+        return self._write_returning(stmt.values(status=target.value, updated_at=utcnow(), **values), job_id)
+
+    def _write_returning(self, stmt: Update, job_id: str) -> Job | None:
+        """Run a guarded UPDATE of one row; the row as written, or None when the guard did not match."""
+        written = self._write_all(stmt)
+        return written[0] if written else None
+
+    def _write_all(self, stmt: Update) -> list[Job]:
+        """Run a guarded UPDATE returning every row it wrote; on PostgreSQL each row's NOTIFY rides on the
+        same statement (RETURNING pg_notify), delivered when it commits."""
+        if self._postgres:
+            with self._single.connect() as conn:
+                rows = conn.execute(stmt.returning(*_T.c, func.pg_notify(JOB_CHANNEL, _T.c.id))).all()
+        else:
+            with self.engine.begin() as conn:
+                rows = conn.execute(stmt.returning(*_T.c)).all()
+        return [_to_job(row._mapping) for row in rows]
 
     def _write(self, stmt: Update, job_id: str) -> bool:
         """Run a guarded UPDATE; says whether it applied. On PostgreSQL the NOTIFY rides on the same
@@ -309,10 +324,6 @@ class JobStore:
                 return conn.execute(stmt.returning(func.pg_notify(JOB_CHANNEL, _T.c.id))).first() is not None
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
-
-    def _notify_change(self, conn: Connection, job_id: str) -> None:
-        if self._postgres:
-            conn.execute(text("SELECT pg_notify(:channel, :job_id)"), {"channel": JOB_CHANNEL, "job_id": job_id})
 
     def _insert_ignoring_duplicates(self, conn: Connection) -> Any:
         if conn.dialect.name == "postgresql":
@@ -349,24 +360,6 @@ def _to_job(row: Mapping[str, Any] | RowMapping) -> Job:
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, job_id = raw.split("|", 1)
-        moment = datetime.fromisoformat(created)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidCursor("cursor is not one this API returned") from exc
-    if moment.tzinfo is None or not job_id:
-        raise InvalidCursor("cursor is not one this API returned")
-    return moment, job_id
-
 
 
 __all__ = ["JOB_CHANNEL", "IdempotencyConflict", "InvalidCursor", "JobPage", "JobStore", "new_job_id"]

@@ -14,12 +14,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 import agentic
+from agentic.bootstrap import Container
 from agentic.domain.errors import LLMError
-from agentic.domain.jobs import Job, JobStatus
+from agentic.domain.jobs import Job, JobAlreadyFinished, JobNotFound, JobStatus
 from agentic.domain.llm import PreviewRequest
-from agentic.providers.queued import QueuedJob, QueueUnavailable
-from agentic.service import JobAlreadyFinished, JobNotFound
-from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict, InvalidCursor, decode_cursor
+from agentic.jobqueue import QueuedJob, QueueUnavailable
+from agentic.store.cursor import InvalidCursor
+from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict
 from agentic.web.auth import (
     authenticate,
     authenticate_job_token,
@@ -29,7 +30,6 @@ from agentic.web.auth import (
     job_token_credential,
 )
 from agentic.web.bodies import IDEMPOTENCY_HEADER, idempotency_key, read_json
-from agentic.web.container import Container
 from agentic.web.cors import apply_cors
 from agentic.web.problems import ApiProblem, llm_problem, parameter_problem, register_error_handlers
 from agentic.web.schemas import (
@@ -81,6 +81,11 @@ def _queued(queued: QueuedJob) -> Response:
     return _json(answer, 202, headers)
 
 
+def kind_answer(outcome: BaseModel | QueuedJob) -> Response:
+    """What a job kind's route answers for ``service.submit``: 202 and the job to follow, or 200 and the result."""
+    return _queued(outcome) if isinstance(outcome, QueuedJob) else _json(outcome)
+
+
 @api.before_request
 def _authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
@@ -122,10 +127,7 @@ def preview() -> Response:
     container = _container()
     key = idempotency_key()
     body = read_json(PreviewRequest, max_bytes=container.settings.max_request_bytes)
-    outcome = container.service.preview(body, user_id=current_key().user_id, idempotency_key=key)
-    if isinstance(outcome, QueuedJob):
-        return _queued(outcome)
-    return _json(outcome)
+    return kind_answer(container.service.preview(body, user_id=current_key().user_id, idempotency_key=key))
 
 
 # ---- jobs -----------------------------------------------------------------------------------------------
@@ -136,12 +138,10 @@ def list_jobs() -> Response:
     status = _status_param(request.args.get("status"))
     limit = _limit_param(request.args.get("limit"))
     cursor = request.args.get("cursor") or None
-    if cursor is not None:
-        try:
-            decode_cursor(cursor)
-        except InvalidCursor as exc:
-            raise parameter_problem("cursor", str(exc)) from None
-    page = _container().jobs.list_for_owner(current_key().user_id, status=status, limit=limit, cursor=cursor)
+    try:
+        page = _container().reads.page(current_key().user_id, status=status, limit=limit, cursor=cursor)
+    except InvalidCursor as exc:
+        raise parameter_problem("cursor", str(exc)) from None
     return _json(JobList(items=[JobView.of(job) for job in page.items], next_cursor=page.next_cursor))
 
 
@@ -173,8 +173,8 @@ def get_job(job_id: str) -> Response:
     token; a token's holder gets none (a token must not renew itself)."""
     token = current_job_token()
     if token is not None:
-        return _json(JobView.of(_container().service.get_job(job_id, user_id=token.user_id)))
-    job = _container().service.get_job(job_id, user_id=current_key().user_id)
+        return _json(JobView.of(_container().reads.owned(job_id, user_id=token.user_id)))
+    job = _container().reads.owned(job_id, user_id=current_key().user_id)
     return _json(JobView.of(job, token=_issue_token(job)))
 
 
@@ -190,7 +190,7 @@ def job_stream(job_id: str) -> Response:
     state = api_state()
     container = state.container
     user_id, stream_key, still_authorized = _stream_principal(state)
-    job = container.service.get_job(job_id, user_id=user_id)
+    job = container.reads.owned(job_id, user_id=user_id)
     resume = StreamPosition.parse(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
     if resume is not None and resume.finished and job.is_terminal:
         return Response(status=204)  # the client saw `done`: 204 stops EventSource from reconnecting
@@ -203,7 +203,7 @@ def job_stream(job_id: str) -> Response:
     settings = container.settings
     events = job_events(
         job,
-        load=lambda: container.jobs.get(job_id, user_id=user_id),
+        load=lambda: container.reads.find(job_id, user_id=user_id),
         watcher=state.watcher,
         resume=resume,
         settings=StreamSettings(max_seconds=settings.sse_max_seconds,
@@ -325,4 +325,4 @@ def register_api(app: Flask, container: Container) -> None:
     app.register_blueprint(api)
 
 
-__all__ = ["PUBLIC_ENDPOINTS", "api", "register_api"]
+__all__ = ["PUBLIC_ENDPOINTS", "api", "kind_answer", "register_api"]

@@ -11,9 +11,8 @@ import time
 import inngest.flask
 from flask import Flask, Response, request
 
+from agentic.bootstrap import Container, build_container, inngest_functions
 from agentic.config import Settings, load_settings
-from agentic.functions import FunctionDeps, build_functions
-from agentic.web.container import Container, build_container
 from agentic.web.tokens import install_log_redaction
 
 CONTAINER_KEY = "agentic.container"
@@ -49,9 +48,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     register_mock_gateway(app, settings)  # mock mode only: the offline provider for offloaded calls
     # Only Inngest's signed syncs may register the app: an unsigned PUT would register it at the URL the
     # request names, signed with our key. Dev mode is unaffected (the dev server does not sign).
-    inngest.flask.serve(app, container.inngest,
-                        build_functions(container.inngest, FunctionDeps(settings, container.runner)),
-                        enable_unauthed_sync=False)
+    inngest.flask.serve(app, container.inngest, inngest_functions(container), enable_unauthed_sync=False)
     return app
 
 

@@ -14,6 +14,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 import agentic
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import PreviewRequest, PreviewResult
+from agentic.kinds import KINDS
 from agentic.store.jobs import MAX_PAGE_SIZE
 from agentic.web.problems import PROBLEM_MIME
 from agentic.web.schemas import (
@@ -97,8 +98,18 @@ def _errors(*statuses: int, **overrides: str) -> dict[str, Any]:
     return {str(status): _problem(status, overrides.get(f"s{status}")) for status in statuses}
 
 
+def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    """The bodies above, and every job kind's request and result (agentic.kinds), each once."""
+    models = list(_MODELS)
+    for spec in KINDS:
+        pairs: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
+            (spec.request_model, "validation"), (spec.result_model, "serialization"))
+        models.extend(pair for pair in pairs if pair not in models)
+    return models
+
+
 def build_openapi() -> dict[str, Any]:
-    refs, defs = models_json_schema(_MODELS, ref_template=REF_TEMPLATE)
+    refs, defs = models_json_schema(_models(), ref_template=REF_TEMPLATE)
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
         return dict(refs[(model, mode)])

@@ -6,16 +6,15 @@ never a secret, never the stored request).
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import Job, JobKind, JobStatus
 from agentic.domain.llm import ContextDocument, LLMRequest, LLMResponse, PreviewResult, Usage
-
-log = logging.getLogger(__name__)
+from agentic.reads import typed_result
 
 MAX_CONTEXT_DOCUMENTS = 50
 JOBS_PATH = "/api/jobs"
@@ -66,8 +65,8 @@ class JobView(BaseModel):
     provider: str | None
     partial_output: str | None = Field(
         description="text streamed so far; null once completed (see response) or before any text")
-    response: LLMResponse | PreviewResult | None = Field(
-        description="LLMResponse for kind=generate, PreviewResult for kind=preview")
+    response: LLMResponse | PreviewResult | dict[str, Any] | None = Field(
+        description="the kind's result: LLMResponse for kind=generate, PreviewResult for kind=preview")
     error: JobError | None = Field(description="why the job failed; null unless status is failed")
     usage: Usage | None
     attempts: int
@@ -87,7 +86,7 @@ class JobView(BaseModel):
                           total_tokens=job.total_tokens)
         error = None
         if job.status is JobStatus.FAILED:
-            error = JobError(code=job.error_code or "failed", message=job.error_message or "")
+            error = JobError(code=job.error_code or ErrorCode.INTERNAL, message=job.error_message or "")
         partial = job.partial_output if job.status is not JobStatus.COMPLETED and job.partial_output else None
         return cls(
             id=job.id, kind=job.kind, status=job.status, model=job.model, provider=job.provider,
@@ -98,15 +97,11 @@ class JobView(BaseModel):
         )
 
 
-def _typed_response(job: Job) -> LLMResponse | PreviewResult | None:
-    if job.response is None:
-        return None
-    model: type[LLMResponse] | type[PreviewResult] = LLMResponse if job.kind is JobKind.GENERATE else PreviewResult
-    try:
-        return model.model_validate(job.response)
-    except ValidationError:
-        log.warning("job %s has a stored response that is not a %s", job.id, model.__name__)
-        return None
+def _typed_response(job: Job) -> LLMResponse | PreviewResult | dict[str, Any] | None:
+    result = typed_result(job)
+    if result is None or isinstance(result, LLMResponse | PreviewResult):
+        return result
+    return result.model_dump(mode="json")  # a kind registered beyond the built-in ones
 
 
 class JobList(BaseModel):

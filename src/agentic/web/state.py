@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import current_app
 
+from agentic.bootstrap import Container
 from agentic.store.watch import JobWatcher, watcher_for
-from agentic.web.container import Container
 from agentic.web.sse import StreamLimiter
 from agentic.web.tokens import JobTokens
 

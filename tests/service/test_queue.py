@@ -1,4 +1,5 @@
-"""The queued repository, with the real Inngest client; only the event API (HTTP) is mocked."""
+"""Queueing through the service (routing, the pending row, its event), with the real Inngest client; only the
+event API (HTTP) is mocked."""
 
 from __future__ import annotations
 
@@ -9,21 +10,23 @@ import inngest
 import pytest
 import respx
 
+from agentic.config import load_settings
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import LLMRequest, LLMResponse, Message
+from agentic.jobqueue import QueuedJob, QueueUnavailable
 from agentic.providers.mock import MockLLMRepository
-from agentic.providers.queued import QueuedJob, QueuedLLMRepository, QueueUnavailable
-from agentic.providers.routing import RoutingRule
 from agentic.queue import EVENT_GENERATE, InngestEventSender
+from agentic.service import AgenticService, create_agentic_service
 from agentic.store.jobs import JobStore
 
 EVENT_API = "http://inngest.test"
 
 
-def make_repo(store: JobStore, timeout: float = 2.0) -> QueuedLLMRepository:
+def make_service(store: JobStore, timeout: float = 2.0) -> AgenticService:
     client = inngest.Inngest(app_id="agentic", is_production=False, event_api_base_url=EVENT_API)
-    return QueuedLLMRepository(MockLLMRepository(), store, InngestEventSender(client, timeout=timeout),
-                               RoutingRule(quick_models=("*-mini",), slow_models=("*-r1",)))
+    settings = load_settings(use_queue=True, quick_models="*-mini", slow_models="*-r1")
+    return create_agentic_service(settings, llm=MockLLMRepository(), store=store,
+                                  events=InngestEventSender(client, timeout=timeout))
 
 
 def request(model: str) -> LLMRequest:
@@ -33,7 +36,7 @@ def request(model: str) -> LLMRequest:
 def test_a_quick_request_goes_straight_through_without_a_job(store: JobStore) -> None:
     with respx.mock(assert_all_called=False) as router:
         event_api = router.post(url__startswith=EVENT_API)
-        outcome = make_repo(store).submit(request("openai/gpt-4o-mini"), user_id="alice")
+        outcome = make_service(store).generate(request("openai/gpt-4o-mini"), user_id="alice")
     assert isinstance(outcome, LLMResponse) and outcome.provider == "mock"
     assert not event_api.called
     assert store.list_for_owner("alice").items == []
@@ -43,7 +46,7 @@ def test_a_slow_request_becomes_a_pending_job_and_one_event(store: JobStore) -> 
     with respx.mock() as router:
         event_api = router.post(url__startswith=EVENT_API).mock(
             return_value=httpx.Response(200, json={"ids": ["evt"], "status": 200}))
-        outcome = make_repo(store).submit(request("deepseek/deepseek-r1"), user_id="alice")
+        outcome = make_service(store).generate(request("deepseek/deepseek-r1"), user_id="alice")
 
     assert isinstance(outcome, QueuedJob) and outcome.status == "pending"
     job = store.get(outcome.job_id, user_id="alice")
@@ -61,9 +64,9 @@ def test_a_slow_request_becomes_a_pending_job_and_one_event(store: JobStore) -> 
 def test_a_replayed_idempotent_submit_returns_the_same_job(store: JobStore) -> None:
     with respx.mock() as router:
         router.post(url__startswith=EVENT_API).mock(return_value=httpx.Response(200, json={"ids": ["e"]}))
-        repo = make_repo(store)
-        first = repo.submit(request("x-r1"), user_id="alice", idempotency_key="abc")
-        second = repo.submit(request("x-r1"), user_id="alice", idempotency_key="abc")
+        service = make_service(store)
+        first = service.generate(request("x-r1"), user_id="alice", idempotency_key="abc")
+        second = service.generate(request("x-r1"), user_id="alice", idempotency_key="abc")
     assert isinstance(first, QueuedJob) and isinstance(second, QueuedJob)
     assert first.job_id == second.job_id and first.created and not second.created
     assert len(store.list_for_owner("alice").items) == 1
@@ -73,7 +76,7 @@ def test_event_api_failure_fails_the_job_and_raises(store: JobStore) -> None:
     with respx.mock() as router:
         router.post(url__startswith=EVENT_API).mock(side_effect=httpx.ConnectError("refused"))
         with pytest.raises(QueueUnavailable) as caught:
-            make_repo(store, timeout=0.5).submit(request("x-r1"), user_id="alice", idempotency_key="k")
+            make_service(store, timeout=0.5).generate(request("x-r1"), user_id="alice", idempotency_key="k")
 
     job = store.get(caught.value.job.id)
     assert job is not None and job.status is JobStatus.FAILED
@@ -87,6 +90,6 @@ def test_event_api_rejection_fails_the_job(store: JobStore) -> None:
     with respx.mock() as router:
         router.post(url__startswith=EVENT_API).mock(return_value=httpx.Response(401, json={"error": "bad key"}))
         with pytest.raises(QueueUnavailable):
-            make_repo(store).submit(request("x-r1"), user_id="alice")
+            make_service(store).generate(request("x-r1"), user_id="alice")
     [job] = store.list_for_owner("alice").items
     assert job.status is JobStatus.FAILED and job.error_code == "queue_unavailable"

@@ -1,4 +1,5 @@
-"""The step sequence generate and preview share: mark-processing, the provider call, store, notify.
+"""One Inngest function per job kind, derived from its spec (agentic.kinds): mark-processing, the kind's
+provider step, store-result, notify-client, and a failure handler.
 
 Only step outputs are memoised; everything outside ``ctx.step.run`` runs again on every request of a run,
 so the code here reads the event and the memoised outputs and nothing else (no clock, no database).
@@ -9,19 +10,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import inngest
 
+from agentic.config import Settings
 from agentic.domain.errors import LLMError
+from agentic.kinds import AnySpec
 from agentic.queue import EVENT_CANCEL
-from agentic.runner import JobRunner
+from agentic.runner import Began, Called, Failed, JobRunner, Stored
 
 log = logging.getLogger("agentic.functions")
 
-Summary = dict[str, Any]
-#: A provider call of the runner: (job id, the step's attempt) -> a small JSON summary.
-ProviderCall = Callable[[str, int], Summary]
+
+class RunResult(TypedDict):
+    """What a job function's run returns (shown in Inngest's UI)."""
+
+    job_id: str
+    status: str | None
+    skipped: NotRequired[str | None]
+
+
+class FailureResult(TypedDict):
+    job_id: NotRequired[str]
+    failed: bool
+    status: NotRequired[str | None]
+    reason: NotRequired[str]
 
 MARK_PROCESSING = "mark-processing"
 STORE_RESULT = "store-result"
@@ -40,17 +54,17 @@ def job_id_of(event: inngest.Event, expected: str) -> str:
     return job_id
 
 
-def run_job(ctx: inngest.ContextSync, runner: JobRunner, call_step: str, call: ProviderCall, *,
-            event_name: str) -> Summary:
-    job_id = job_id_of(ctx.event, event_name)
+def run_job(ctx: inngest.ContextSync, runner: JobRunner, spec: AnySpec) -> RunResult:
+    job_id = job_id_of(ctx.event, spec.event)
     # ctx.attempt is the attempt of the step this request executes, so each step gets its own.
-    began: Summary = ctx.step.run(MARK_PROCESSING, runner.begin, job_id, ctx.attempt)
+    began: Began = ctx.step.run(MARK_PROCESSING, runner.begin, job_id, ctx.attempt)
     if not began["started"]:
         return {"job_id": job_id, "status": began["status"], "skipped": began.get("reason")}
 
-    result: Summary = ctx.step.run(call_step, provider_call, runner, call, job_id, ctx.attempt)
+    result: Called = ctx.step.run(spec.call_step, provider_call, runner, spec, job_id, ctx.attempt)
+    status: str | None
     if result["outcome"] == "generated":
-        stored: Summary = ctx.step.run(STORE_RESULT, runner.finish, job_id)
+        stored: Stored = ctx.step.run(STORE_RESULT, runner.finish, job_id)
         status = stored["status"]
     else:
         status = result.get("status") or result["outcome"]
@@ -70,7 +84,7 @@ def notify(ctx: inngest.ContextSync, runner: JobRunner, job_id: str) -> None:
         log.warning("webhook for %s not delivered: %s", job_id, exc.message)
 
 
-def provider_call(runner: JobRunner, call: ProviderCall, job_id: str, attempt: int) -> Summary:
+def provider_call(runner: JobRunner, spec: AnySpec, job_id: str, attempt: int) -> Called:
     """Run the provider call, turning the error taxonomy into Inngest's retry decisions.
 
     - non-retriable (bad request, authentication, ...): the job fails now and the run ends without
@@ -81,11 +95,11 @@ def provider_call(runner: JobRunner, call: ProviderCall, job_id: str, attempt: i
     The error is also noted on the row, so the failure handler fails the job with it once retries run out.
     """
     try:
-        return call(job_id, attempt)
+        return runner.call(spec, job_id, attempt)
     except LLMError as exc:
         log.warning("provider call for %s failed (attempt %d): %r", job_id, attempt, exc)
         if not exc.retriable:
-            runner.fail(job_id, exc.code.value, exc.message)
+            runner.fail(job_id, exc.code, exc.message)
             raise inngest.NonRetriableError(f"{exc.code.value}: {exc.message}") from None
         if exc.retry_after:
             raise inngest.RetryAfterError(f"{exc.code.value}: {exc.message}",
@@ -93,48 +107,37 @@ def provider_call(runner: JobRunner, call: ProviderCall, job_id: str, attempt: i
         raise
 
 
-def make_job_function(
-    client: inngest.Inngest,
-    runner: JobRunner,
-    *,
-    fn_id: str,
-    name: str,
-    event: str,
-    retries: int,
-    throttle_limit: int,
-    throttle_period_seconds: int,
-    concurrency_per_user: int | None,
-    call_step: str,
-    call: Callable[[str, int], Summary],
-) -> inngest.Function[Any]:
-    """A job-running function: per-user throttle, retries, cancel on llm/generate.cancel for the same job,
+def make_job_function(client: inngest.Inngest, runner: JobRunner, spec: AnySpec, settings: Settings
+                      ) -> inngest.Function[Any]:
+    """The kind's function: per-user throttle, retries, cancel on llm/generate.cancel for the same job,
     idempotent per job id, and a failure handler that fails the job once retries are exhausted."""
+    throttle = spec.throttle(settings)
+    concurrency = spec.concurrency(settings)
 
     @client.create_function(
-        fn_id=fn_id,
-        name=name,
-        trigger=inngest.TriggerEvent(event=event),
-        retries=retries,
-        throttle=inngest.Throttle(limit=throttle_limit, period=timedelta(seconds=throttle_period_seconds),
+        fn_id=spec.function_id,
+        name=spec.function_name,
+        trigger=inngest.TriggerEvent(event=spec.event),
+        retries=spec.retries,
+        throttle=inngest.Throttle(limit=throttle.limit, period=timedelta(seconds=throttle.period_seconds),
                                   key="event.data.user_id"),
         # Throttle limits how many runs start per period; this caps how many run at once (long reasoning
         # calls from one user would otherwise pile up against the provider's quota).
-        concurrency=[inngest.Concurrency(limit=concurrency_per_user, key="event.data.user_id")]
-        if concurrency_per_user else None,
+        concurrency=[inngest.Concurrency(limit=concurrency, key="event.data.user_id")] if concurrency else None,
         cancel=[inngest.Cancel(event=EVENT_CANCEL, if_exp="async.data.job_id == event.data.job_id")],
         idempotency="event.data.job_id",
         on_failure=on_failure(runner),
     )
-    def run(ctx: inngest.ContextSync) -> Summary:
-        return run_job(ctx, runner, call_step, call, event_name=event)
+    def run(ctx: inngest.ContextSync) -> RunResult:
+        return run_job(ctx, runner, spec)
 
     return run
 
 
-def on_failure(runner: JobRunner) -> Callable[[inngest.ContextSync], Summary]:
+def on_failure(runner: JobRunner) -> Callable[[inngest.ContextSync], FailureResult]:
     """Once retries are exhausted: fail the job with its last error. No job stays processing."""
 
-    def handler(ctx: inngest.ContextSync) -> Summary:
+    def handler(ctx: inngest.ContextSync) -> FailureResult:
         original = ctx.event.data.get("event")
         data = original.get("data") if isinstance(original, dict) else None
         job_id = data.get("job_id") if isinstance(data, dict) else None
@@ -142,9 +145,9 @@ def on_failure(runner: JobRunner) -> Callable[[inngest.ContextSync], Summary]:
             return {"failed": False, "reason": "no job_id in the failed event"}
         error = ctx.event.data.get("error")
         message = str(error.get("message") or "") if isinstance(error, dict) else ""
-        result: Summary = ctx.step.run(MARK_FAILED, runner.fail_exhausted, job_id, message)
-        if result.get("status") == "failed":
+        result: Failed = ctx.step.run(MARK_FAILED, runner.fail_exhausted, job_id, message)
+        if result["status"] == "failed":
             notify(ctx, runner, job_id)
-        return {"job_id": job_id, **result}
+        return {"job_id": job_id, "failed": result["failed"], "status": result["status"]}
 
     return handler

@@ -1,8 +1,13 @@
-"""Wires settings into the objects the app and the functions share (the composition root's parts)."""
+"""The composition root: settings -> engine, stores, provider, Inngest client, service, runner.
+
+The web app, the CLI and the serverless entry (``app.py``) all build what they need here. Nothing here does
+I/O: the provider is built on first use, the database is first connected by the first query.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import inngest
 from sqlalchemy import Engine
@@ -10,9 +15,10 @@ from sqlalchemy import Engine
 from agentic.config import Settings
 from agentic.inngest_client import create_inngest_client
 from agentic.metrics import Metrics
-from agentic.providers.base import LLMRepository
-from agentic.providers.lazy import LazyLLMRepository
+from agentic.providers.base import LLMProvider
+from agentic.providers.lazy import LazyLLMProvider
 from agentic.queue import EventSender, InngestEventSender
+from agentic.reads import JobReads
 from agentic.runner import JobRunner
 from agentic.service import AgenticService, create_agentic_service
 from agentic.store.engine import create_db_engine
@@ -27,10 +33,11 @@ class Container:
     engine: Engine
     jobs: JobStore
     keys: ApiKeyStore
-    llm: LLMRepository
+    llm: LLMProvider
     inngest: inngest.Inngest
     events: EventSender
     metrics: Metrics
+    reads: JobReads
     service: AgenticService
     runner: JobRunner
 
@@ -41,7 +48,7 @@ def build_container(settings: Settings, *, engine: Engine | None = None) -> Cont
     engine = engine or create_db_engine(settings.database_url, serverless=settings.database_serverless,
                                         pool_size=settings.database_pool_size, echo=settings.database_echo)
     jobs = JobStore(engine)
-    llm = LazyLLMRepository(settings.llm_provider, lambda: build_llm_repository(settings))
+    llm = LazyLLMProvider(settings.llm_provider, lambda: build_llm_repository(settings))
     client = create_inngest_client(settings)
     events = InngestEventSender(client, timeout=settings.event_send_timeout)
     metrics = Metrics(jobs.counts_by_status)
@@ -50,7 +57,19 @@ def build_container(settings: Settings, *, engine: Engine | None = None) -> Cont
         notifier = WebhookNotifier(str(settings.webhook_url), settings.webhook_secret.get_secret_value(),
                                    timeout=settings.webhook_timeout)
     service = create_agentic_service(settings, llm=llm, store=jobs, events=events)
-    runner = JobRunner(store=jobs, llm=llm, metrics=metrics, preview_model=settings.preview_model,
-                       progress_interval=settings.progress_flush_seconds, notifier=notifier)
+    runner = JobRunner(store=jobs, llm=llm, metrics=metrics, progress_interval=settings.progress_flush_seconds,
+                       notifier=notifier)
     return Container(settings=settings, engine=engine, jobs=jobs, keys=ApiKeyStore(engine), llm=llm,
-                     inngest=client, events=events, metrics=metrics, service=service, runner=runner)
+                     inngest=client, events=events, metrics=metrics, reads=service.reads, service=service,
+                     runner=runner)
+
+
+def inngest_functions(container: Container) -> list[inngest.Function[Any]]:
+    """The Inngest functions for ``container``: one per job kind (agentic.kinds), cancel and cleanup.
+
+    They live in the top-level ``functions/`` folder, which depends on this package; this late import, made
+    when an app is built, is the one place the package reaches it.
+    """
+    from agentic.functions import FunctionDeps, build_functions
+
+    return build_functions(container.inngest, FunctionDeps(container.settings, container.runner))
