@@ -10,11 +10,11 @@ from typing import Any
 
 import inngest
 
-from agentic.kinds import KINDS
 from agentic.functions.cancel import make_cancel
 from agentic.functions.cleanup import make_cleanup
 from agentic.functions.deps import FunctionDeps
 from agentic.functions.jobs import make_job_function
+from agentic.kinds import KINDS
 
 
 def build_functions(client: inngest.Inngest, deps: FunctionDeps) -> list[inngest.Function[Any]]:

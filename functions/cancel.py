@@ -6,10 +6,10 @@ from typing import Any
 
 import inngest
 
-from agentic.queue import EVENT_CANCEL
-from agentic.runner import Cancelled
 from agentic.functions.deps import FunctionDeps
 from agentic.functions.jobs import job_id_of
+from agentic.queue import EVENT_CANCEL
+from agentic.runner import Cancelled
 
 FUNCTION_ID = "llm-cancel"
 

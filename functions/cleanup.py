@@ -9,8 +9,8 @@ from typing import Any
 
 import inngest
 
-from agentic.runner import Cutoffs, cleanup_cutoffs
 from agentic.functions.deps import FunctionDeps
+from agentic.runner import Cutoffs, cleanup_cutoffs
 
 FUNCTION_ID = "llm-cleanup"
 CRON = "TZ=UTC 0 2 * * *"

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from agentic.domain.jobs import JobStatus
+from agentic.kinds import GENERATE
 from agentic.web.state import STATE_KEY, ApiState
 from agentic.web.tokens import JobTokens, redact_tokens
 from tests.web.support import SLOW_MODEL, Api, auth, chat
@@ -38,7 +39,7 @@ def queue_job(api: Api, key: str, content: str = "a slow one") -> dict[str, Any]
 def run_to_completion(api: Api, job_id: str) -> None:
     runner = api.container.runner
     assert runner.begin(job_id)["started"]
-    assert runner.call_llm(job_id, 0)["outcome"] == "generated"
+    assert runner.call(GENERATE, job_id, 0)["outcome"] == "generated"
     runner.finish(job_id)
 
 

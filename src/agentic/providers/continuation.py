@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agentic.domain.llm import LLMRequest, LLMResponse, Message, Usage
-from agentic.providers.base import CancelCheck, DeltaCallback, LLMRepository
+from agentic.providers.base import CancelCheck, DeltaCallback, LLMProvider
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Continuation:
 
     def generate(
         self,
-        llm: LLMRepository,
+        llm: LLMProvider,
         *,
         on_delta: DeltaCallback | None = None,
         should_cancel: CancelCheck | None = None,
