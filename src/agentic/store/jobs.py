@@ -22,6 +22,7 @@ from sqlalchemy.sql.dml import Update
 
 from agentic.domain.jobs import ALLOWED_FROM, TERMINAL_STATUSES, Job, JobKind, JobStatus
 from agentic.domain.llm import Usage
+from agentic.store import counts
 from agentic.store.tables import JobRow, utcnow
 
 JOB_CHANNEL = "agentic_jobs"
@@ -281,10 +282,10 @@ class JobStore:
         return ids
 
     def counts_by_status(self) -> dict[tuple[str, str], int]:
-        """(kind, status) -> number of jobs, for metrics."""
-        query = select(_T.c.kind, _T.c.status, func.count()).group_by(_T.c.kind, _T.c.status)
+        """(kind, status) -> number of jobs, for metrics: read from the trigger-kept counters, so the
+        cost does not grow with the table (store/counts.py)."""
         with self._single.connect() as conn:
-            return {(kind, status): count for kind, status, count in conn.execute(query)}
+            return counts.read(conn)
 
     def ping(self) -> None:
         with self._single.connect() as conn:

@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -95,3 +106,16 @@ class ApiKeyRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+class JobCountRow(SQLModel, table=True):
+    """Jobs per (kind, status), kept by triggers on ``llm_jobs`` (see store/counts.py) so a metrics
+    scrape never counts the jobs table. Several ``slot`` rows per key spread concurrent writers; a
+    count is the sum over its slots (a slot may go negative)."""
+
+    __tablename__ = "llm_job_counts"
+
+    kind: str = Field(sa_column=Column(Text, primary_key=True))
+    status: str = Field(sa_column=Column(Text, primary_key=True))
+    slot: int = Field(sa_column=Column(Integer, primary_key=True))
+    n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
