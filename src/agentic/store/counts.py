@@ -14,7 +14,9 @@ Progress writes (``partial_output``) do not fire anything: the UPDATE trigger is
 ``kind``/``status`` changes. SQLite serializes writers anyway: row triggers, one slot.
 
 Installing the triggers backfills the counts from the existing rows once, atomically (the jobs
-table is locked against writes while it is counted): see :func:`install`.
+table is locked against writes while it is counted): see :func:`install`. The install is skipped once
+the triggers exist, so a later change to a trigger function must drop them first (the next install
+then recounts).
 """
 
 from __future__ import annotations
