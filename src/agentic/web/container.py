@@ -17,6 +17,7 @@ from agentic.runner import JobRunner
 from agentic.service import AgenticService, create_agentic_service
 from agentic.store.engine import create_db_engine
 from agentic.store.jobs import JobStore
+from agentic.store.keycache import key_cache_for
 from agentic.store.keys import ApiKeyStore
 from agentic.webhooks import WebhookNotifier
 
@@ -52,5 +53,7 @@ def build_container(settings: Settings, *, engine: Engine | None = None) -> Cont
     service = create_agentic_service(settings, llm=llm, store=jobs, events=events)
     runner = JobRunner(store=jobs, llm=llm, metrics=metrics, preview_model=settings.preview_model,
                        progress_interval=settings.progress_flush_seconds, notifier=notifier)
-    return Container(settings=settings, engine=engine, jobs=jobs, keys=ApiKeyStore(engine), llm=llm,
+    keys = ApiKeyStore(engine, cache=key_cache_for(engine, serverless=settings.database_serverless,
+                                                   listen_url=settings.database_listen_url))
+    return Container(settings=settings, engine=engine, jobs=jobs, keys=keys, llm=llm,
                      inngest=client, events=events, metrics=metrics, service=service, runner=runner)
