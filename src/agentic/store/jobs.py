@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.dml import Update
 
@@ -316,8 +315,13 @@ class JobStore:
             conn.execute(text("SELECT pg_notify(:channel, :job_id)"), {"channel": JOB_CHANNEL, "job_id": job_id})
 
     def _insert_ignoring_duplicates(self, conn: Connection) -> Any:
+        # Imported here: loading a dialect SQLAlchemy does not use costs start-up time (cold starts).
         if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
             return postgresql.insert(_T)
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(_T)
 
     @staticmethod

@@ -17,14 +17,27 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
 from agentic.domain.jobs import JobKind, JobStatus
 
-JSONVariant = JSON().with_variant(JSONB(), "postgresql")
+
+class JSONVariant(TypeDecorator[Any]):
+    """JSON; JSONB on PostgreSQL. The PostgreSQL dialect is imported when a PostgreSQL engine first uses the
+    type, not at start-up (``JSON().with_variant(JSONB(), ...)`` imported it on SQLite deployments too)."""
+
+    impl = JSON
+    cache_ok = True
+    should_evaluate_none = True  # as JSON's default (none_as_null=False): the same behaviour as before
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
 
 
 class UTCDateTime(TypeDecorator[datetime]):
