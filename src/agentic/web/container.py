@@ -36,13 +36,18 @@ class Container:
     runner: JobRunner
 
 
-def build_container(settings: Settings, *, engine: Engine | None = None) -> Container:
-    from agentic.providers.factory import build_llm_repository  # provider SDKs load on first use only
+def _build_llm(settings: Settings) -> LLMRepository:
+    """The provider modules (and their SDKs) load with the first request that needs a provider."""
+    from agentic.providers.factory import build_llm_repository
 
+    return build_llm_repository(settings)
+
+
+def build_container(settings: Settings, *, engine: Engine | None = None) -> Container:
     engine = engine or create_db_engine(settings.database_url, serverless=settings.database_serverless,
                                         pool_size=settings.database_pool_size, echo=settings.database_echo)
     jobs = JobStore(engine)
-    llm = LazyLLMRepository(settings.llm_provider, lambda: build_llm_repository(settings))
+    llm = LazyLLMRepository(settings.llm_provider, lambda: _build_llm(settings))
     client = create_inngest_client(settings)
     events = InngestEventSender(client, timeout=settings.event_send_timeout)
     metrics = Metrics(jobs.counts_by_status)
