@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    Table,
     Text,
     UniqueConstraint,
     text,
@@ -121,14 +122,14 @@ class ApiKeyRow(SQLModel, table=True):
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
 
 
-class JobCountRow(SQLModel, table=True):
-    """Jobs per (kind, status), kept by triggers on ``llm_jobs`` (see store/counts.py) so a metrics
-    scrape never counts the jobs table. Several ``slot`` rows per key spread concurrent writers; a
-    count is the sum over its slots (a slot may go negative)."""
-
-    __tablename__ = "llm_job_counts"
-
-    kind: str = Field(sa_column=Column(Text, primary_key=True))
-    status: str = Field(sa_column=Column(Text, primary_key=True))
-    slot: int = Field(sa_column=Column(Integer, primary_key=True))
-    n: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0")))
+#: Jobs per (kind, status), kept by triggers on ``llm_jobs`` (see store/counts.py) so a metrics scrape never
+#: counts the jobs table. Several ``slot`` rows per key spread concurrent writers; a count is the sum over its
+#: slots (a slot may go negative). A plain table, not a model: nothing reads it as objects, and a SQLModel
+#: class costs start-up time.
+JOB_COUNTS = Table(
+    "llm_job_counts", SQLModel.metadata,
+    Column("kind", Text, primary_key=True),
+    Column("status", Text, primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("n", BigInteger, nullable=False, server_default=text("0")),
+)
