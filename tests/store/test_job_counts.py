@@ -229,3 +229,17 @@ def test_init_db_installs_every_trigger(engine: Engine) -> None:
         else:
             names = conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'trigger'")).scalars().all()
             assert sorted(names) == sorted(TRIGGERS[:3])  # SQLite has no TRUNCATE
+
+
+def test_postgres_truncate_empties_the_counts(postgres_url: str) -> None:
+    engine = create_db_engine(postgres_url)
+    init_db(engine)
+    store = JobStore(engine)
+    for _ in range(3):
+        create(store)
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE llm_jobs"))
+    assert store.counts_by_status() == {}
+    create(store)
+    assert store.counts_by_status() == truth(engine) == {("generate", "pending"): 1}
+    engine.dispose()
