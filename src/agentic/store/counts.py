@@ -7,9 +7,11 @@ counts are exact: a committed change is counted, a rolled-back one is not.
 
 PostgreSQL: each key has ``SLOTS`` rows for inserts and status changes and ``SLOTS`` more for deletes;
 a connection writes to the slot of its backend pid, so concurrent completions rarely wait on one row
-lock. Deadlock-free: a status change locks its old status's row before its new one and transitions
-never go back, so row locks are taken in one global order; INSERT and DELETE statements count their
-rows once per statement (transition tables) in sorted key order, deletes in slots of their own.
+lock. A status change locks its old status's row before its new one and transitions never go back,
+so those locks follow one global order; INSERT and DELETE statements count their rows once per
+statement (transition tables) in sorted key order, deletes in slots of their own. So no two
+transitions, inserts or deletes can deadlock; only two multi-row status updates at once in the same
+slot (two stuck-job sweeps) could, which PostgreSQL detects and the step's retry absorbs.
 Progress writes (``partial_output``) do not fire anything: the UPDATE trigger is limited to
 ``kind``/``status`` changes. SQLite serializes writers anyway: row triggers, one slot.
 
