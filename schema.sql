@@ -53,3 +53,78 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 
 CREATE INDEX IF NOT EXISTS ix_api_keys_user ON api_keys (user_id);
+
+-- Jobs per (kind, status) for the metrics scrape, kept by the triggers below so a scrape never counts
+-- llm_jobs. A count is the sum over its slot rows (slots spread concurrent writers; a slot may go negative).
+CREATE TABLE IF NOT EXISTS llm_job_counts (
+    kind   TEXT    NOT NULL,
+    status TEXT    NOT NULL,
+    slot   INTEGER NOT NULL,
+    n      BIGINT  NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, status, slot)
+);
+
+-- The counting triggers, installed once with a backfill from the existing rows (the same text as
+-- POSTGRES_INSTALL in src/agentic/store/counts.py, which explains the design).
+DO $install$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'llm_jobs'::regclass AND tgname = 'llm_jobs_count_truncate')
+    THEN RETURN;
+    END IF;
+    -- No writer may commit between the count below and the triggers' creation; installers queue here too.
+    LOCK TABLE llm_jobs IN SHARE ROW EXCLUSIVE MODE;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = 'llm_jobs'::regclass AND tgname = 'llm_jobs_count_truncate')
+    THEN RETURN;  -- another installer finished while this one waited for the lock
+    END IF;
+
+    CREATE OR REPLACE FUNCTION llm_job_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        INSERT INTO llm_job_counts (kind, status, slot, n)
+        SELECT kind, status, mod(pg_backend_pid(), 16), count(*) FROM new_rows
+        GROUP BY kind, status ORDER BY kind, status
+        ON CONFLICT (kind, status, slot) DO UPDATE SET n = llm_job_counts.n + EXCLUDED.n;
+        RETURN NULL;
+    END $f$;
+
+    CREATE OR REPLACE FUNCTION llm_job_counts_update() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        INSERT INTO llm_job_counts (kind, status, slot, n)
+        VALUES (OLD.kind, OLD.status, mod(pg_backend_pid(), 16), -1)
+        ON CONFLICT (kind, status, slot) DO UPDATE SET n = llm_job_counts.n - 1;
+        INSERT INTO llm_job_counts (kind, status, slot, n)
+        VALUES (NEW.kind, NEW.status, mod(pg_backend_pid(), 16), 1)
+        ON CONFLICT (kind, status, slot) DO UPDATE SET n = llm_job_counts.n + 1;
+        RETURN NULL;
+    END $f$;
+
+    CREATE OR REPLACE FUNCTION llm_job_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        INSERT INTO llm_job_counts (kind, status, slot, n)
+        SELECT kind, status, 16 + mod(pg_backend_pid(), 16), -count(*) FROM old_rows
+        GROUP BY kind, status ORDER BY kind, status
+        ON CONFLICT (kind, status, slot) DO UPDATE SET n = llm_job_counts.n + EXCLUDED.n;
+        RETURN NULL;
+    END $f$;
+
+    CREATE OR REPLACE FUNCTION llm_job_counts_truncate() RETURNS trigger LANGUAGE plpgsql AS $f$
+    BEGIN
+        DELETE FROM llm_job_counts;
+        RETURN NULL;
+    END $f$;
+
+    DELETE FROM llm_job_counts;
+    INSERT INTO llm_job_counts (kind, status, slot, n)
+    SELECT kind, status, 0, count(*) FROM llm_jobs GROUP BY kind, status;
+
+    CREATE TRIGGER llm_jobs_count_insert AFTER INSERT ON llm_jobs
+        REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION llm_job_counts_insert();
+    CREATE TRIGGER llm_jobs_count_update AFTER UPDATE OF kind, status ON llm_jobs FOR EACH ROW
+        WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.kind IS DISTINCT FROM NEW.kind)
+        EXECUTE FUNCTION llm_job_counts_update();
+    CREATE TRIGGER llm_jobs_count_delete AFTER DELETE ON llm_jobs
+        REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION llm_job_counts_delete();
+    CREATE TRIGGER llm_jobs_count_truncate AFTER TRUNCATE ON llm_jobs
+        FOR EACH STATEMENT EXECUTE FUNCTION llm_job_counts_truncate();
+END
+$install$;
+

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from agentic.store.engine import create_db_engine, init_db
 
@@ -71,6 +72,19 @@ def postgres_database(base_url: str) -> Iterator[Database]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+@contextmanager
+def fresh_like(db: Database) -> Iterator[Database]:
+    """An empty database of the same kind as ``db`` (for a benchmark that must control the row count)."""
+    if not db.is_postgres:
+        with sqlite_database() as fresh:
+            yield fresh
+        return
+    url = make_url(db.url)
+    base = url.set(query={k: v for k, v in url.query.items() if k != "options"})
+    with postgres_database(base.render_as_string(hide_password=False)) as fresh:
+        yield fresh
 
 
 def _create_tables(url: str) -> None:

@@ -35,6 +35,12 @@ class Sizes:
     cleanup_sweep_batches: tuple[int, ...]
     cleanup_baseline_seconds: float
     cleanup_time_limit: float
+    # metrics scrape: a small and a large table (PostgreSQL; SQLite's large one is smaller)
+    scrape_small_rows: int
+    scrape_rows: int
+    scrape_sqlite_rows: int
+    scrape_full_counts: int  # timed runs of the full count the scrape used to do
+    scrape_write_cycles: int  # jobs written with and without the counting triggers
 
 
 DEFAULT = Sizes(
@@ -46,6 +52,8 @@ DEFAULT = Sizes(
     stream_tokens=(25_000, 100_000), stream_repeats=5,
     cleanup_rows=1_000_000, cleanup_sqlite_rows=100_000, cleanup_sweep_rows=100_000, cleanup_sqlite_sweep_rows=20_000,
     cleanup_sweep_batches=(100, 1000, 5000, 20_000), cleanup_baseline_seconds=5.0, cleanup_time_limit=150.0,
+    scrape_small_rows=1_000, scrape_rows=1_000_000, scrape_sqlite_rows=100_000, scrape_full_counts=20,
+    scrape_write_cycles=1000,
 )
 
 QUICK = Sizes(
@@ -57,4 +65,6 @@ QUICK = Sizes(
     stream_tokens=(2_500, 10_000), stream_repeats=1,
     cleanup_rows=5_000, cleanup_sqlite_rows=2_000, cleanup_sweep_rows=2_000, cleanup_sqlite_sweep_rows=1_000,
     cleanup_sweep_batches=(100, 1000), cleanup_baseline_seconds=0.5, cleanup_time_limit=20.0,
+    scrape_small_rows=1_000, scrape_rows=5_000, scrape_sqlite_rows=3_000, scrape_full_counts=3,
+    scrape_write_cycles=40,
 )

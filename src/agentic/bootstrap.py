@@ -23,6 +23,7 @@ from agentic.runner import JobRunner
 from agentic.service import AgenticService, create_agentic_service
 from agentic.store.engine import create_db_engine
 from agentic.store.jobs import JobStore
+from agentic.store.keycache import key_cache_for
 from agentic.store.keys import ApiKeyStore
 from agentic.webhooks import WebhookNotifier
 
@@ -42,13 +43,18 @@ class Container:
     runner: JobRunner
 
 
-def build_container(settings: Settings, *, engine: Engine | None = None) -> Container:
-    from agentic.providers.factory import build_llm_repository  # provider SDKs load on first use only
+def _build_llm(settings: Settings) -> LLMProvider:
+    """The provider modules (and their SDKs) load with the first request that needs a provider."""
+    from agentic.providers.factory import build_llm_repository
 
+    return build_llm_repository(settings)
+
+
+def build_container(settings: Settings, *, engine: Engine | None = None) -> Container:
     engine = engine or create_db_engine(settings.database_url, serverless=settings.database_serverless,
                                         pool_size=settings.database_pool_size, echo=settings.database_echo)
     jobs = JobStore(engine)
-    llm = LazyLLMProvider(settings.llm_provider, lambda: build_llm_repository(settings))
+    llm = LazyLLMProvider(settings.llm_provider, lambda: _build_llm(settings))
     client = create_inngest_client(settings)
     events = InngestEventSender(client, timeout=settings.event_send_timeout)
     metrics = Metrics(jobs.counts_by_status)
@@ -59,7 +65,9 @@ def build_container(settings: Settings, *, engine: Engine | None = None) -> Cont
     service = create_agentic_service(settings, llm=llm, store=jobs, events=events)
     runner = JobRunner(store=jobs, llm=llm, metrics=metrics, progress_interval=settings.progress_flush_seconds,
                        notifier=notifier)
-    return Container(settings=settings, engine=engine, jobs=jobs, keys=ApiKeyStore(engine), llm=llm,
+    keys = ApiKeyStore(engine, cache=key_cache_for(engine, serverless=settings.database_serverless,
+                                                   listen_url=settings.database_listen_url))
+    return Container(settings=settings, engine=engine, jobs=jobs, keys=keys, llm=llm,
                      inngest=client, events=events, metrics=metrics, reads=service.reads, service=service,
                      runner=runner)
 

@@ -1,76 +1,60 @@
 """Prometheus metrics, one registry per app (so several apps in one process never collide).
 
 Counters and histograms are per process: on a serverless host each instance reports its own. Job counts
-and queue depth are read from the database at scrape time, so they are global.
+and queue depth are read from the database at scrape time, so they are global. prometheus_client is
+imported when the first metric is recorded or scraped, not at start-up (:mod:`agentic.prometheus`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from agentic.prometheus import PrometheusMetrics
 
 JobCounts = Callable[[], dict[tuple[str, str], int]]
-
-PROCESSING_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
-
-
-class _JobsCollector(Collector):
-    def __init__(self, counts: JobCounts) -> None:
-        self.counts = counts
-
-    def describe(self) -> Iterator[Metric]:
-        """Names only: without this, registering the collector would query the database at start-up."""
-        yield from self._families()
-
-    def collect(self) -> Iterator[Metric]:
-        jobs, depth = self._families()
-        try:
-            counts = self.counts()
-        except Exception:  # a scrape must not fail because the database blinked
-            return
-        for (kind, status), value in sorted(counts.items()):
-            jobs.add_metric([kind, status], value)
-        depth.add_metric([], sum(v for (_, status), v in counts.items() if status == "pending"))
-        yield jobs
-        yield depth
-
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
-        return (GaugeMetricFamily("agentic_jobs", "Jobs in the store by kind and status", labels=["kind", "status"]),
-                GaugeMetricFamily("agentic_queue_depth", "Jobs waiting to start (status pending)"))
 
 
 class Metrics:
     def __init__(self, job_counts: JobCounts | None = None) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.processing_seconds = Histogram(
-            "agentic_job_processing_seconds", "Time from a job's start to its end", ["kind", "status"],
-            buckets=PROCESSING_BUCKETS, registry=self.registry)
-        self.tokens = Counter("agentic_tokens", "Tokens used, by model and type", ["model", "type"],
-                              registry=self.registry)
-        self.provider_errors = Counter("agentic_provider_errors", "Provider failures by provider and code",
-                                       ["provider", "code"], registry=self.registry)
-        self.webhook_deliveries = Counter("agentic_webhook_deliveries", "Webhook deliveries by outcome",
-                                          ["outcome"], registry=self.registry)
-        if job_counts is not None:
-            self.registry.register(_JobsCollector(job_counts))
+        self._job_counts = job_counts
+        self._built: PrometheusMetrics | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def _prometheus(self) -> PrometheusMetrics:
+        built = self._built
+        if built is None:
+            with self._lock:
+                if self._built is None:
+                    from agentic.prometheus import PrometheusMetrics
+
+                    self._built = PrometheusMetrics(self._job_counts)
+                built = self._built
+        return built
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        return self._prometheus.registry
 
     def job_finished(self, kind: str, status: str, seconds: float | None) -> None:
-        if seconds is not None:
-            self.processing_seconds.labels(kind=kind, status=status).observe(max(seconds, 0.0))
+        self._prometheus.job_finished(kind, status, seconds)
 
     def tokens_used(self, model: str, prompt: int, completion: int) -> None:
-        self.tokens.labels(model=model, type="prompt").inc(prompt)
-        self.tokens.labels(model=model, type="completion").inc(completion)
+        self._prometheus.tokens_used(model, prompt, completion)
 
     def provider_error(self, provider: str, code: str) -> None:
-        self.provider_errors.labels(provider=provider, code=code).inc()
+        self._prometheus.provider_error(provider, code)
 
     def webhook_delivery(self, outcome: str) -> None:
-        self.webhook_deliveries.labels(outcome=outcome).inc()
+        self._prometheus.webhook_delivery(outcome)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return self._prometheus.render()
+
+
+__all__ = ["JobCounts", "Metrics"]

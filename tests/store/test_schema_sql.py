@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlmodel import SQLModel
 
+from agentic.store.counts import POSTGRES_INSTALL, TRIGGERS
 from agentic.store.engine import init_db
 
 SCHEMA_SQL = Path(__file__).resolve().parents[2] / "schema.sql"
@@ -27,6 +28,14 @@ def describe(engine: Engine) -> dict[str, Any]:
             "unique": sorted((u["name"], tuple(u["column_names"])) for u in insp.get_unique_constraints(table)),
             "checks": sorted((c["name"], " ".join(c["sqltext"].split())) for c in insp.get_check_constraints(table)),
         }
+    with engine.connect() as conn:
+        # The counting triggers (store/counts.py) and the functions they run, as PostgreSQL prints them.
+        out["triggers"] = sorted(conn.execute(text(
+            "SELECT tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE NOT t.tgisinternal AND c.relnamespace = current_schema()::regnamespace")).all())
+        out["functions"] = sorted(conn.execute(text(
+            "SELECT proname, pg_get_functiondef(p.oid) FROM pg_proc p "
+            "WHERE p.pronamespace = current_schema()::regnamespace")).all())
     return out
 
 
@@ -38,12 +47,19 @@ def test_schema_sql_matches_the_models(postgres_url: str) -> None:
     with from_sql.begin() as conn:
         for table in reversed(SQLModel.metadata.sorted_tables):
             conn.execute(text(f'DROP TABLE "{table.name}"'))
+        for name, _ in expected["functions"]:
+            conn.execute(text(f'DROP FUNCTION "{name}"'))
     init_db(from_sql)
     actual = describe(from_sql)
     from_sql.dispose()
 
-    assert set(expected) == {"llm_jobs", "api_keys"}
+    assert set(expected) == {"llm_jobs", "api_keys", "llm_job_counts", "triggers", "functions"}
+    assert [name for name, _ in expected["triggers"]] == sorted(TRIGGERS)
     assert actual == expected
+
+
+def test_schema_sql_installs_the_counters_as_init_db_does() -> None:
+    assert POSTGRES_INSTALL.strip() in SCHEMA_SQL.read_text()
 
 
 def test_schema_sql_is_idempotent(postgres_url: str) -> None:
@@ -51,7 +67,7 @@ def test_schema_sql_is_idempotent(postgres_url: str) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql(SCHEMA_SQL.read_text())
         conn.exec_driver_sql(SCHEMA_SQL.read_text())
-    assert set(inspect(engine).get_table_names()) == {"llm_jobs", "api_keys"}
+    assert set(inspect(engine).get_table_names()) == {"llm_jobs", "api_keys", "llm_job_counts"}
     engine.dispose()
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from agentic.store.engine import create_db_engine
+from agentic.store.keycache import SQLITE_TTL_SECONDS, ListenedKeyCache
+from agentic.store.keys import ApiKeyStore, hash_key
 from tests.web.support import Api, auth, chat
 
 PROTECTED = [
@@ -42,6 +47,32 @@ def test_a_revoked_key_is_refused_at_once(api: Api) -> None:
     response = api.client.get("/api/jobs", headers=auth(issued.secret))
     assert response.status_code == 401
     assert response.json["code"] == "invalid_token"
+
+
+def test_a_key_revoked_by_another_process_is_refused(api: Api) -> None:
+    """The key cache: on PostgreSQL the revocation's NOTIFY empties it; on SQLite it forgets within its bound."""
+    issued = api.container.keys.create("alice")
+    cache = api.container.keys.cache
+    assert cache is not None
+    assert api.client.get("/api/jobs", headers=auth(issued.secret)).status_code == 200
+    if isinstance(cache, ListenedKeyCache):
+        assert cache.listener.wait_connected(10)
+    assert api.client.get("/api/jobs", headers=auth(issued.secret)).status_code == 200
+    assert cache.get(hash_key(issued.secret)) is not None  # served from the cache from here on
+    before = cache.version
+    other = create_db_engine(str(api.container.engine.url.render_as_string(hide_password=False)))
+    try:
+        assert ApiKeyStore(other).revoke(issued.key.id)  # as `agentic keys revoke` does, from elsewhere
+    finally:
+        other.dispose()
+    if isinstance(cache, ListenedKeyCache):
+        deadline = time.monotonic() + 10
+        while cache.version == before and time.monotonic() < deadline:
+            time.sleep(0.01)
+    else:
+        time.sleep(SQLITE_TTL_SECONDS)  # SQLite has no notifications: the README's stated bound
+    response = api.client.get("/api/jobs", headers=auth(issued.secret))
+    assert response.status_code == 401 and response.json["code"] == "invalid_token"
 
 
 def test_the_scheme_is_case_insensitive(api: Api) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlmodel import SQLModel
 
-from agentic.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from agentic.store import counts, tables  # noqa: F401  (tables: registers them on SQLModel.metadata)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -50,5 +50,11 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create the tables and indexes that are missing (idempotent)."""
+    """Create the tables, indexes and counting triggers that are missing (idempotent).
+
+    On a database made before the job counters existed, the first run counts the jobs once (locking
+    ``llm_jobs`` against writes for that scan: about a second per ten million rows on PostgreSQL).
+    """
     SQLModel.metadata.create_all(engine)
+    with engine.begin() as conn:
+        counts.install(conn)

@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, Select, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.dml import Update
 
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import ALLOWED_FROM, TERMINAL_STATUSES, Job, JobKind, JobStatus
 from agentic.domain.llm import Usage
+from agentic.store import counts
 from agentic.store.cursor import InvalidCursor, decode_cursor, encode_cursor
 from agentic.store.tables import JobRow, utcnow
 
@@ -280,10 +280,10 @@ class JobStore:
         return self._write_all(stmt)
 
     def counts_by_status(self) -> dict[tuple[str, str], int]:
-        """(kind, status) -> number of jobs, for metrics."""
-        query = select(_T.c.kind, _T.c.status, func.count()).group_by(_T.c.kind, _T.c.status)
+        """(kind, status) -> number of jobs, for metrics: read from the trigger-kept counters, so the
+        cost does not grow with the table (store/counts.py)."""
         with self._single.connect() as conn:
-            return {(kind, status): count for kind, status, count in conn.execute(query)}
+            return counts.read(conn)
 
     def ping(self) -> None:
         with self._single.connect() as conn:
@@ -326,8 +326,13 @@ class JobStore:
             return conn.execute(stmt).rowcount == 1
 
     def _insert_ignoring_duplicates(self, conn: Connection) -> Any:
+        # Imported here: loading a dialect SQLAlchemy does not use costs start-up time (cold starts).
         if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
             return postgresql.insert(_T)
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(_T)
 
     @staticmethod

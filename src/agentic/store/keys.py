@@ -1,7 +1,8 @@
 """API keys: random, shown once, stored only as a SHA-256 hash.
 
 A key is ``agk_<random>``; with 256 random bits a plain (unsalted) SHA-256 is as strong as a slow hash
-and lets a lookup use the unique index on ``key_hash``.
+and lets a lookup use the unique index on ``key_hash``. Active keys may be cached per process
+(:mod:`agentic.store.keycache` says how a revocation still takes effect).
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 
+from agentic.store.keycache import KEY_CHANNEL, KeyCache
 from agentic.store.tables import ApiKeyRow, utcnow
 
 KEY_PREFIX = "agk_"
@@ -52,8 +54,10 @@ def looks_like_key(secret: str) -> bool:
 
 
 class ApiKeyStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, cache: KeyCache | None = None) -> None:
         self.engine = engine
+        self.cache = cache
+        self._postgres = engine.dialect.name == "postgresql"
         # The lookup on every API request is one statement: no BEGIN/ROLLBACK around it on PostgreSQL.
         self._single = (engine.execution_options(isolation_level="AUTOCOMMIT")
                         if engine.dialect.name == "postgresql" else engine)
@@ -73,12 +77,18 @@ class ApiKeyStore:
         if not looks_like_key(secret):
             return None
         digest = hash_key(secret)
+        cache = self.cache
+        if cache is not None and (cached := cache.get(digest)) is not None:
+            self._touch(cached, digest)
+            return cached
+        version = cache.version if cache is not None else 0
         with self._single.connect() as conn:
             row = conn.execute(select(_T).where(_T.c.key_hash == digest)).first()
         if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
             return None
-        key = _to_key(row._mapping)
-        self._touch(key)
+        key = self._touch(_to_key(row._mapping), digest)
+        if cache is not None:
+            cache.put(digest, key, version)
         return key
 
     def list(self, user_id: str | None = None) -> list[ApiKey]:
@@ -95,18 +105,31 @@ class ApiKeyStore:
         return row is not None and row.revoked_at is None
 
     def revoke(self, key_id: str) -> bool:
-        """Revoke a key at once; False when no active key has that id."""
-        with self.engine.begin() as conn:
-            result = conn.execute(update(_T).where(_T.c.id == key_id, _T.c.revoked_at.is_(None))
-                                  .values(revoked_at=utcnow()))
-        return result.rowcount == 1
+        """Revoke a key at once; False when no active key has that id.
 
-    def _touch(self, key: ApiKey) -> None:
+        On PostgreSQL the same transaction sends ``NOTIFY agentic_keys``, which empties every process's
+        key cache when it commits; this process's cache is emptied here too.
+        """
+        stmt = update(_T).where(_T.c.id == key_id, _T.c.revoked_at.is_(None)).values(revoked_at=utcnow())
+        with self.engine.begin() as conn:
+            if self._postgres:
+                revoked = conn.execute(stmt.returning(func.pg_notify(KEY_CHANNEL, _T.c.id))).first() is not None
+            else:
+                revoked = conn.execute(stmt).rowcount == 1
+        if self.cache is not None:
+            self.cache.invalidate()
+        return revoked
+
+    def _touch(self, key: ApiKey, digest: str) -> ApiKey:
+        """Refresh ``last_used_at`` if it is older than LAST_USED_RESOLUTION; returns the key as stored."""
         now = utcnow()
         if key.last_used_at is not None and now - key.last_used_at < LAST_USED_RESOLUTION:
-            return
+            return key
         with self.engine.begin() as conn:
             conn.execute(update(_T).where(_T.c.id == key.id).values(last_used_at=now))
+        if self.cache is not None:
+            self.cache.touched(digest, now)
+        return replace(key, last_used_at=now)
 
 
 def _to_key(row: object) -> ApiKey:

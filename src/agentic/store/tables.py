@@ -6,16 +6,41 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, Integer, Text, UniqueConstraint, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Field, SQLModel
 
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import JobKind, JobStatus
 
-JSONVariant = JSON().with_variant(JSONB(), "postgresql")
+
+class JSONVariant(TypeDecorator[Any]):
+    """JSON; JSONB on PostgreSQL. The PostgreSQL dialect is imported when a PostgreSQL engine first uses the
+    type, not at start-up (``JSON().with_variant(JSONB(), ...)`` imported it on SQLite deployments too)."""
+
+    impl = JSON
+    cache_ok = True
+    should_evaluate_none = True  # as JSON's default (none_as_null=False): the same behaviour as before
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(JSON())
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -116,3 +141,16 @@ class ApiKeyRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
     last_used_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+
+
+#: Jobs per (kind, status), kept by triggers on ``llm_jobs`` (see store/counts.py) so a metrics scrape never
+#: counts the jobs table. Several ``slot`` rows per key spread concurrent writers; a count is the sum over its
+#: slots (a slot may go negative). A plain table, not a model: nothing reads it as objects, and a SQLModel
+#: class costs start-up time.
+JOB_COUNTS = Table(
+    "llm_job_counts", SQLModel.metadata,
+    Column("kind", Text, primary_key=True),
+    Column("status", Text, primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("n", BigInteger, nullable=False, server_default=text("0")),
+)

@@ -10,7 +10,6 @@ import logging
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, request, stream_with_context
-from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 import agentic
@@ -269,6 +268,8 @@ def _provider_configured(container: Container) -> tuple[bool, str | None]:
 def metrics() -> Response:
     container = _container()
     check_metrics_token(container.settings.metrics_token)
+    from prometheus_client import CONTENT_TYPE_LATEST  # the scrape needs it; start-up does not
+
     return Response(container.metrics.render(), content_type=CONTENT_TYPE_LATEST,
                     headers={"Cache-Control": "no-store"})
 

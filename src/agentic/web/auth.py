@@ -1,7 +1,8 @@
 """Bearer authentication: API keys for the API, a separate static token for the metrics scrape.
 
-Every lookup hits the key store, so a revoked key stops working on its very next request. The user id
-behind the key owns the jobs it creates and is the throttle key sent to Inngest.
+The key store answers from its per-process cache when it can (store/keycache.py says how a revoked key
+still fails at once). The user id behind the key owns the jobs it creates and is the throttle key sent
+to Inngest.
 """
 
 from __future__ import annotations
