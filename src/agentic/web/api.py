@@ -7,6 +7,7 @@ Inngest signs) is never asked for an API key. Domain exceptions become problems 
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Flask, Response, request, stream_with_context
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -18,7 +19,8 @@ from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import PreviewRequest
 from agentic.providers.queued import QueuedJob, QueueUnavailable
 from agentic.service import JobAlreadyFinished, JobNotFound
-from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict, InvalidCursor, decode_cursor
+from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict, InvalidCursor
+from agentic.web import params
 from agentic.web.auth import authenticate, check_metrics_token, current_key
 from agentic.web.bodies import IDEMPOTENCY_HEADER, idempotency_key, read_json
 from agentic.web.container import Container
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 JSON_MIME = "application/json"
 DEFAULT_PAGE_SIZE = 20
+_INTEGER = re.compile(r"-?[0-9]+")
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -70,6 +73,14 @@ def _authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS or request.method == "OPTIONS":
         return
     authenticate(_container().keys)
+
+
+@api.before_request
+def _job_id_form() -> None:
+    """A job id that is not of the form the store issues names no job: 404 without a query."""
+    job_id = (request.view_args or {}).get("job_id")
+    if job_id is not None and not params.is_job_id(job_id):
+        raise JobNotFound(job_id)
 
 
 # ---- generation -----------------------------------------------------------------------------------------
@@ -106,18 +117,16 @@ def preview() -> Response:
 def list_jobs() -> Response:
     status = _status_param(request.args.get("status"))
     limit = _limit_param(request.args.get("limit"))
-    cursor = request.args.get("cursor") or None
-    if cursor is not None:
-        try:
-            decode_cursor(cursor)
-        except InvalidCursor as exc:
-            raise parameter_problem("cursor", str(exc)) from None
+    try:
+        cursor = params.from_api(request.args.get("cursor"))
+    except InvalidCursor as exc:
+        raise parameter_problem("cursor", str(exc)) from None
     page = _container().jobs.list_for_owner(current_key().user_id, status=status, limit=limit, cursor=cursor)
-    return _json(JobList(items=[JobView.of(job) for job in page.items], next_cursor=page.next_cursor))
+    return _json(JobList(items=[JobView.of(job) for job in page.items], next_cursor=params.to_api(page.next_cursor)))
 
 
 def _status_param(value: str | None) -> JobStatus | None:
-    if not value:
+    if value is None:  # absent: every status; present, even empty (`?status=`), it must name one
         return None
     try:
         return JobStatus(value)
@@ -127,12 +136,11 @@ def _status_param(value: str | None) -> JobStatus | None:
 
 
 def _limit_param(value: str | None) -> int:
-    if value is None or value == "":
+    if value is None:
         return DEFAULT_PAGE_SIZE
-    try:
-        limit = int(value)
-    except ValueError:
-        raise parameter_problem("limit", "must be an integer") from None
+    if not _INTEGER.fullmatch(value):  # int() would also take " 5", "5_0" and non-ASCII digits
+        raise parameter_problem("limit", "must be an integer")
+    limit = int(value)
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise parameter_problem("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
     return limit

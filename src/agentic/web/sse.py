@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from agentic.domain.jobs import Job, JobStatus
@@ -43,6 +44,11 @@ DONE = "done"
 RETRY_MILLISECONDS = 1000
 _STATUSES = {s.value for s in JobStatus}
 _NO_STATUS = "none"  # text was sent before any status (a stream opened on a finished job)
+#: Every event id the stream sends (stated in the OpenAPI document).
+EVENT_ID_PATTERN = r"^(" + "|".join(sorted(_STATUSES | {DONE, _NO_STATUS})) + r")\.[0-9]+\.[0-9]+$"
+#: The events, in the order a stream can send them, and the model of each one's JSON data.
+EVENT_DATA: dict[str, type[BaseModel]] = {"status": StatusEvent, "delta": DeltaEvent, "reset": ResetEvent,
+                                          DONE: JobView}
 
 
 @dataclass(frozen=True)
@@ -244,4 +250,5 @@ class StreamLimiter:
                 self._counts.pop(key, None)
 
 
-__all__ = ["DONE", "StreamLimiter", "StreamPosition", "StreamSettings", "StreamSlot", "job_events"]
+__all__ = ["DONE", "EVENT_DATA", "EVENT_ID_PATTERN", "StreamLimiter", "StreamPosition", "StreamSettings",
+           "StreamSlot", "job_events"]
