@@ -73,7 +73,8 @@ document (`/api/openapi.json`), which are public, and `/api/metrics`, which take
 `METRICS_TOKEN`. `/api/inngest` is the Inngest endpoint (signed by Inngest) and is not part of this API.
 
 **Errors** are `application/problem+json` (RFC 9457) with a stable snake_case `code` and, where one input is
-to blame, `field` (a dotted path such as `messages.0.content`).
+to blame, `field` (a dotted path such as `messages.0.content`). JSON types are strict: a boolean is not a
+number and a number is not a string (422, never a silent coercion).
 
 **Job events** (`/api/jobs/{job_id}/events`) are Server-Sent Events: `status`, `delta` ({"text"}), `reset`
 and a final `done` carrying the JobView. Each event id is `<status>.<attempts>.<offset>`; reconnect with

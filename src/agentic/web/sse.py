@@ -5,7 +5,8 @@ Events, in order of what happened to the job:
 - ``status``  data ``{"status", "attempts", "updated_at"}``: the job's status changed (the first event always
   says where it stands);
 - ``delta``   data ``{"text"}``: partial output to append to what the client has;
-- ``reset``   data ``{"attempts"}``: drop the partial text received so far, a retried attempt starts over;
+- ``reset``   data ``{"attempts", "offset"}``: keep only the first ``offset`` characters of the partial text
+  received so far (0: drop it all, a retried attempt starts over);
 - ``done``    data: the whole job view (as GET /api/jobs/<id>); the last event, then the stream closes.
 
 Comment lines (``: keep-alive``) go out every ``heartbeat`` seconds of silence, so proxies keep the
