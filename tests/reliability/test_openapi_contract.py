@@ -30,7 +30,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from agentic.web.app import container_of
 from tests.functions.conftest import AppHarness
-from tests.reliability.support import HOST, EventRecorder
+from tests.reliability.support import HOST, ROOT, EventRecorder
 
 MakeApp = Callable[..., AppHarness]
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -103,10 +103,12 @@ def served(make_app: MakeApp, recorder: EventRecorder) -> Iterator[Served]:
 
 
 def _config(path: Path, served: Served) -> Path:
-    """Credentials as a user's schemathesis.toml holds them: the API key, and METRICS_TOKEN for /api/metrics."""
+    """The repository's schemathesis.toml (what a user running the CLI here gets), plus the credentials: the
+    API key, and METRICS_TOKEN for /api/metrics."""
     path.write_text(
         f'headers = {{ Authorization = "Bearer {served.key}" }}\n\n'
-        f'[[operations]]\ninclude-path = "/api/metrics"\n'
+        + (ROOT / "schemathesis.toml").read_text()
+        + f'\n[[operations]]\ninclude-path = "/api/metrics"\n'
         f'headers = {{ Authorization = "Bearer {METRICS_TOKEN}" }}\n')
     return path
 
