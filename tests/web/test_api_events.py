@@ -236,7 +236,7 @@ def test_a_retried_attempt_resets_the_text(queued_api: Api) -> None:
     store.reset_progress(job_id)
     store.append_progress(job_id, "second")
     reset = stream.next()
-    assert reset is not None and reset.name == "reset" and reset.json() == {"attempts": 2}
+    assert reset is not None and reset.name == "reset" and reset.json() == {"attempts": 2, "offset": 0}
     delta = stream.next()
     assert delta is not None and delta.json() == {"text": "second"} and delta.id == "processing.2.6"
     stream.close()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 Role = Literal["system", "user", "assistant"]
 
@@ -20,6 +20,10 @@ MAX_MESSAGE_CHARS = 1_000_000
 MAX_MODEL_ID_CHARS = 200
 MAX_STOP_SEQUENCES = 4
 PREVIEW_MAX_CHARS = 250
+#: What the document says of every text field: it matches no NUL. A ``not`` beside the length limits rather
+#: than ``pattern: ^[^\u0000]*$``: schema-driven generators fold a pattern into the length bounds, and a
+#: ``{1,1000000}`` quantifier is past what they can draw from, so they found no valid body at all.
+NO_NUL_SCHEMA: dict[str, Any] = {"not": {"pattern": r"\u0000"}}
 
 
 def _no_nul(value: str) -> str:
@@ -29,7 +33,21 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_no_nul), Field(json_schema_extra=NO_NUL_SCHEMA)]
+
+
+def _whole_number(value: object) -> object:
+    # JSON Schema's "integer" is any number without a fraction, 5.0 included; strict validation keeps refusing
+    # 5.5, "5" and true.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: An integer as JSON Schema means it (see ``_whole_number``); constraints go before the validator
+#: (``Annotated[int, Field(ge=1), WHOLE_NUMBER]``) so that they stay in the JSON schema.
+WHOLE_NUMBER = BeforeValidator(_whole_number)
+
+#: The roles that make a conversation (a request of system messages alone is refused).
+CONVERSATION_ROLES = [role for role in get_args(Role) if role != "system"]
 
 
 class Message(BaseModel):
@@ -47,10 +65,12 @@ class LLMRequest(BaseModel):
     messages: Annotated[list[Message], Field(
         min_length=1, max_length=MAX_MESSAGES,
         description="the conversation; system messages become the system prompt, and at least one message "
-                    "must be a user or assistant message")]
+                    "must be a user or assistant message",
+        json_schema_extra={"contains": {"type": "object", "required": ["role"],
+                                        "properties": {"role": {"enum": CONVERSATION_ROLES}}}})]
     model: Annotated[str, Field(min_length=1, max_length=MAX_MODEL_ID_CHARS, pattern=r"^[\w.:/@+-]+$")]
     temperature: Annotated[float | None, Field(ge=0.0, le=2.0)] = None
-    max_tokens: Annotated[int | None, Field(ge=1, le=200_000)] = None
+    max_tokens: Annotated[int, Field(ge=1, le=200_000), WHOLE_NUMBER] | None = None
     top_p: Annotated[float | None, Field(gt=0.0, le=1.0)] = None
     stop: Annotated[list[Annotated[Text, Field(min_length=1, max_length=200)]] | None,
                     Field(max_length=MAX_STOP_SEQUENCES)] = None

@@ -1,12 +1,23 @@
-"""The job list's keyset cursor: ``(created_at, id)`` of the last job on a page, opaque to clients."""
+"""The job list's keyset cursor: ``<created_at in microseconds since 1970>.<job id>`` of a page's last job.
+
+The form is documented (``CURSOR_PATTERN``, stated in the OpenAPI document) and every string of that form is a
+position the list can start from, so a client or a schema-driven tool never meets a cursor that looks right and
+is refused; anything else raises :class:`InvalidCursor` (the API answers 422 naming ``cursor``).
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-from datetime import datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 from agentic.domain.jobs import Job
+
+ID_PATTERN = r"[A-Za-z0-9_-]{1,100}"
+#: 1-17 digits (any such count of microseconds is a valid instant, up to the year 5138) and a job id.
+CURSOR_PATTERN = rf"^[0-9]{{1,17}}\.{ID_PATTERN}$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class InvalidCursor(ValueError):
@@ -14,17 +25,13 @@ class InvalidCursor(ValueError):
 
 
 def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    created_at = job.created_at if job.created_at.tzinfo else job.created_at.replace(tzinfo=UTC)
+    return f"{(created_at - _EPOCH) // _MICROSECOND}.{job.id}"
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, job_id = raw.split("|", 1)
-        moment = datetime.fromisoformat(created)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidCursor("cursor is not one this API returned") from exc
-    if moment.tzinfo is None or not job_id:
-        raise InvalidCursor("cursor is not one this API returned")
-    return moment, job_id
+    # fullmatch: in Python `$` would let a trailing newline through.
+    if not _CURSOR.fullmatch(cursor):
+        raise InvalidCursor("cursor is not one this API returned (expected <digits>.<job id>)")
+    micros, job_id = cursor.split(".", 1)
+    return _EPOCH + int(micros) * _MICROSECOND, job_id

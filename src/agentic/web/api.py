@@ -7,6 +7,7 @@ Inngest signs) is never asked for an API key. Domain exceptions become problems 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, Response, request, stream_with_context
@@ -20,6 +21,7 @@ from agentic.domain.llm import PreviewRequest
 from agentic.jobqueue import QueuedJob, QueueUnavailable
 from agentic.store.cursor import InvalidCursor
 from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict
+from agentic.web import params
 from agentic.web.auth import (
     authenticate,
     authenticate_job_token,
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 
 JSON_MIME = "application/json"
 DEFAULT_PAGE_SIZE = 20
+_INTEGER = re.compile(r"-?[0-9]+")
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -98,6 +101,14 @@ def _authenticate() -> None:
     authenticate(_container().keys)
 
 
+@api.before_request
+def _job_id_form() -> None:
+    """A job id that is not of the form the store issues names no job: 404 without a query."""
+    job_id = (request.view_args or {}).get("job_id")
+    if job_id is not None and not params.is_job_id(job_id):
+        raise JobNotFound(job_id)
+
+
 @api.after_request
 def _cors(response: Response) -> Response:
     if request.endpoint in TOKEN_ENDPOINTS:
@@ -136,16 +147,16 @@ def preview() -> Response:
 def list_jobs() -> Response:
     status = _status_param(request.args.get("status"))
     limit = _limit_param(request.args.get("limit"))
-    cursor = request.args.get("cursor") or None
     try:
-        page = _container().reads.page(current_key().user_id, status=status, limit=limit, cursor=cursor)
+        page = _container().reads.page(current_key().user_id, status=status, limit=limit,
+                                       cursor=request.args.get("cursor"))
     except InvalidCursor as exc:
         raise parameter_problem("cursor", str(exc)) from None
     return _json(JobList(items=[JobView.of(job) for job in page.items], next_cursor=page.next_cursor))
 
 
 def _status_param(value: str | None) -> JobStatus | None:
-    if not value:
+    if value is None:  # absent: every status; present, even empty (`?status=`), it must name one
         return None
     try:
         return JobStatus(value)
@@ -155,12 +166,11 @@ def _status_param(value: str | None) -> JobStatus | None:
 
 
 def _limit_param(value: str | None) -> int:
-    if value is None or value == "":
+    if value is None:
         return DEFAULT_PAGE_SIZE
-    try:
-        limit = int(value)
-    except ValueError:
-        raise parameter_problem("limit", "must be an integer") from None
+    if not _INTEGER.fullmatch(value):  # int() would also take " 5", "5_0" and non-ASCII digits
+        raise parameter_problem("limit", "must be an integer")
+    limit = int(value)
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise parameter_problem("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
     return limit

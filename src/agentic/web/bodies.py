@@ -1,8 +1,13 @@
-"""Reading request input: size first, then content type, then JSON, then the pydantic model.
+"""Reading request input: size first, then content type, then JSON, then the pydantic model (strictly).
 
 The order matters: an oversized body is refused from its Content-Length before a byte is read or parsed,
 and a chunked one (no Content-Length) is read at most one byte past the limit, so a large body costs no
 memory. The app-wide MAX_CONTENT_LENGTH bounds every other reader of a body.
+
+The model validates in strict mode, so JSON types are what the OpenAPI document says: ``false`` is not a
+number, ``"0.5"`` is not a number, ``"5"`` is not an integer (422 naming the field, never a silent
+coercion). Strictness is applied here, at the edge, rather than in the models' config: requests stored in a
+job row are re-read by the runner in the default mode, so rows written before stay readable.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ def read_json(model: type[M], *, max_bytes: int) -> M:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, "invalid_json", f"the body is not valid JSON: {_json_reason(exc)}") from None
     try:
-        return model.model_validate(payload)
+        return model.model_validate(payload, strict=True)
     except ValidationError as exc:
         raise validation_problem(exc) from None
 

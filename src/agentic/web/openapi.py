@@ -1,7 +1,9 @@
-"""The OpenAPI 3.1 document, generated from the same pydantic models that validate and shape the bodies.
+"""The OpenAPI 3.2 document, generated from the same pydantic models that validate and shape the bodies.
 
 Schemas come from ``models_json_schema`` with refs pointing into ``components/schemas``, so the document
-cannot drift from what the routes accept and answer. The paths are written out here, one per route.
+cannot drift from what the routes accept and answer. The paths are written out here, one per route. 3.2
+because the job event stream is a sequential media type: ``itemSchema`` describes each of its events.
+Links lead from a created job, and from the list, to the job's own routes (stateful tools follow them).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import PreviewRequest, PreviewResult
 from agentic.kinds import KINDS
 from agentic.store.jobs import MAX_PAGE_SIZE
+from agentic.web.params import CURSOR_PATTERN, JOB_ID_PATTERN
 from agentic.web.problems import PROBLEM_MIME
 from agentic.web.schemas import (
     DeltaEvent,
@@ -29,6 +32,7 @@ from agentic.web.schemas import (
     ResetEvent,
     StatusEvent,
 )
+from agentic.web.sse import EVENT_DATA, EVENT_ID_PATTERN
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -70,7 +74,8 @@ document (`/api/openapi.json`), which are public, and `/api/metrics`, which take
 `METRICS_TOKEN`. `/api/inngest` is the Inngest endpoint (signed by Inngest) and is not part of this API.
 
 **Errors** are `application/problem+json` (RFC 9457) with a stable snake_case `code` and, where one input is
-to blame, `field` (a dotted path such as `messages.0.content`).
+to blame, `field` (a dotted path such as `messages.0.content`). JSON types are strict: a boolean is not a
+number and a number is not a string (422, never a silent coercion).
 
 **Job events** (`/api/jobs/{job_id}/events`) are Server-Sent Events: `status`, `delta` ({"text"}), `reset`
 and a final `done` carrying the JobView. Each event id is `<status>.<attempts>.<offset>`; reconnect with
@@ -108,14 +113,38 @@ def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
     return models
 
 
+def _links(job_id: str, *operations: str) -> dict[str, Any]:
+    """OpenAPI links from a response holding a job id (a runtime expression) to that job's operations."""
+    return {operation: {"operationId": operation, "parameters": {"job_id": job_id},
+                        "description": _LINK_TEXT[operation]} for operation in operations}
+
+
+_LINK_TEXT = {"getJob": "the job", "streamJobEvents": "its Server-Sent Events", "cancelJob": "cancel it"}
+
+
+def _event_schema(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One Server-Sent Event as a parser reads it: its fields, with ``data`` a JSON text of ``data``'s schema."""
+    return {
+        "title": f"{name} event", "type": "object", "required": ["event", "id", "data"],
+        "properties": {
+            "event": {"const": name},
+            "id": {"type": "string", "pattern": EVENT_ID_PATTERN,
+                   "description": "<status>.<attempts>.<offset>: send it back as Last-Event-ID to resume"},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+            "retry": {"type": "integer", "minimum": 0, "description": "reconnection delay in milliseconds"},
+        },
+    }
+
+
 def build_openapi() -> dict[str, Any]:
     refs, defs = models_json_schema(_models(), ref_template=REF_TEMPLATE)
 
     def ref(model: type[BaseModel], mode: JsonSchemaMode = "serialization") -> dict[str, Any]:
         return dict(refs[(model, mode)])
 
-    job_id = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"},
-              "description": "the job id returned when it was queued"}
+    job_id = {"name": "job_id", "in": "path", "required": True,
+              "schema": {"type": "string", "pattern": JOB_ID_PATTERN},
+              "description": "the job id returned when it was queued (any other form is a 404)"}
     idempotency = {"name": "Idempotency-Key", "in": "header", "required": False,
                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]+$"},
                    "description": "makes a retry of the same queued request return the same job; "
@@ -126,7 +155,9 @@ def build_openapi() -> dict[str, Any]:
     token_security: list[dict[str, list[str]]] = [{"bearer": []}, {"jobToken": []}]
     location = {"Location": {"description": "the job's URL", "schema": {"type": "string"}}}
     retry_after = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
-    queued = _json(ref(QueuedJobAnswer), "Queued as a job; poll it or stream its events", location)
+    queued = {**_json(ref(QueuedJobAnswer), "Queued as a job; poll it or stream its events", location),
+              "links": _links("$response.body#/job_id", "getJob", "streamJobEvents", "cancelJob")}
+    events = {"oneOf": [_event_schema(name, ref(model)) for name, model in EVENT_DATA.items()]}
 
     paths: dict[str, Any] = {
         "/api/llm/generate": {"post": {
@@ -167,10 +198,12 @@ def build_openapi() -> dict[str, Any]:
                  "schema": {"type": "string", "enum": [s.value for s in JobStatus]}},
                 {"name": "limit", "in": "query", "required": False,
                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": 20}},
-                {"name": "cursor", "in": "query", "required": False, "schema": {"type": "string"},
-                 "description": "next_cursor from the previous page"},
+                {"name": "cursor", "in": "query", "required": False,
+                 "schema": {"type": "string", "pattern": CURSOR_PATTERN},
+                 "description": "next_cursor from the previous page (any other form is a 422)"},
             ],
-            "responses": {"200": _json(ref(JobList), "A page of jobs"),
+            "responses": {"200": {**_json(ref(JobList), "A page of jobs"),
+                                  "links": _links("$response.body#/items/0/id", "getJob")},
                           **_errors(401, 422, s422="A bad status, limit or cursor; `field` names it")},
         }},
         "/api/jobs/{job_id}": {"get": {
@@ -185,7 +218,8 @@ def build_openapi() -> dict[str, Any]:
             "summary": "Cancel a job: a pending one at once, a running one at its next check",
             "parameters": [job_id],
             "responses": {
-                "202": _json(ref(JobView), "Cancellation recorded; the job as it is now"),
+                "202": {**_json(ref(JobView), "Cancellation recorded; the job as it is now"),
+                        "links": _links("$response.body#/id", "getJob")},
                 **_errors(401, 404),
                 "409": _problem(409, "The job already finished (job_finished); `job_status` says how"),
             },
@@ -203,9 +237,9 @@ def build_openapi() -> dict[str, Any]:
             ],
             "security": token_security,
             "responses": {
-                "200": {"description": "An event stream; event data schemas: StatusEvent, DeltaEvent, ResetEvent "
-                                       "and JobView (done)",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                "200": {"description": "An event stream: status, delta and reset events, then done (the JobView); "
+                                       "itemSchema describes each event",
+                        "content": {"text/event-stream": {"itemSchema": events}}},
                 "204": {"description": "Last-Event-ID says the client already received `done`"},
                 **_errors(401, 404),
                 "429": {**_problem(429, "Too many open streams for this API key (too_many_streams)"),
@@ -239,7 +273,7 @@ def build_openapi() -> dict[str, Any]:
         }},
     }
     return {
-        "openapi": "3.1.0",
+        "openapi": "3.2.0",
         "info": {"title": "agentic", "version": agentic.__version__, "description": DESCRIPTION},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],

@@ -15,6 +15,7 @@ from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import Job, JobKind, JobStatus
 from agentic.domain.llm import ContextDocument, LLMRequest, LLMResponse, PreviewResult, Usage
 from agentic.reads import typed_result
+from agentic.web.params import CURSOR_PATTERN
 
 MAX_CONTEXT_DOCUMENTS = 50
 JOBS_PATH = "/api/jobs"
@@ -106,7 +107,8 @@ def _typed_response(job: Job) -> LLMResponse | PreviewResult | dict[str, Any] | 
 
 class JobList(BaseModel):
     items: list[JobView]
-    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+    next_cursor: Annotated[str, Field(json_schema_extra={"pattern": CURSOR_PATTERN})] | None = Field(
+        description="pass as ?cursor= for the next page; null on the last page")
 
 
 class GenerateCompleted(BaseModel):
@@ -193,9 +195,11 @@ class DeltaEvent(BaseModel):
 
 
 class ResetEvent(BaseModel):
-    """SSE ``event: reset``: discard the partial text received so far (a retried attempt starts over)."""
+    """SSE ``event: reset``: the partial text received so far belongs to an earlier attempt; keep its first
+    ``offset`` characters (0: discard it all, the retried attempt starts over) and append what follows."""
 
     attempts: int
+    offset: int = Field(0, ge=0, description="characters of the text received so far to keep")
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Events, in order of what happened to the job:
 - ``status``  data ``{"status", "attempts", "updated_at"}``: the job's status changed (the first event always
   says where it stands);
 - ``delta``   data ``{"text"}``: partial output to append to what the client has;
-- ``reset``   data ``{"attempts"}``: drop the partial text received so far, a retried attempt starts over;
+- ``reset``   data ``{"attempts", "offset"}``: keep only the first ``offset`` characters of the partial text
+  received so far (0: drop it all, a retried attempt starts over);
 - ``done``    data: the whole job view (as GET /api/jobs/<id>); the last event, then the stream closes.
 
 Comment lines (``: keep-alive``) go out every ``heartbeat`` seconds of silence, so proxies keep the
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from agentic.domain.jobs import Job, JobStatus
@@ -43,6 +45,11 @@ DONE = "done"
 RETRY_MILLISECONDS = 1000
 _STATUSES = {s.value for s in JobStatus}
 _NO_STATUS = "none"  # text was sent before any status (a stream opened on a finished job)
+#: Every event id the stream sends (stated in the OpenAPI document).
+EVENT_ID_PATTERN = r"^(" + "|".join(sorted(_STATUSES | {DONE, _NO_STATUS})) + r")\.[0-9]+\.[0-9]+$"
+#: The events, in the order a stream can send them, and the model of each one's JSON data.
+EVENT_DATA: dict[str, type[BaseModel]] = {"status": StatusEvent, "delta": DeltaEvent, "reset": ResetEvent,
+                                          DONE: JobView}
 
 
 @dataclass(frozen=True)
@@ -244,4 +251,5 @@ class StreamLimiter:
                 self._counts.pop(key, None)
 
 
-__all__ = ["DONE", "StreamLimiter", "StreamPosition", "StreamSettings", "StreamSlot", "job_events"]
+__all__ = ["DONE", "EVENT_DATA", "EVENT_ID_PATTERN", "StreamLimiter", "StreamPosition", "StreamSettings",
+           "StreamSlot", "job_events"]
