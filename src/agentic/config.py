@@ -6,6 +6,7 @@ A bad value stops start-up with an error that names the variable, never a stack 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -73,6 +74,8 @@ class Settings(BaseSettings):
 
     # HTTP API
     max_request_bytes: int = Field(1_048_576, ge=1024)
+    max_inngest_request_bytes: int = Field(
+        4_718_592, ge=65_536, description="bound on /api/inngest bodies (Inngest's step state; Vercel takes 4.5 MB)")
     metrics_token: SecretStr | None = None
     sse_max_seconds: float = Field(240.0, gt=0)
     sse_heartbeat_seconds: float = Field(15.0, gt=0)
@@ -87,6 +90,8 @@ class Settings(BaseSettings):
     inngest_signing_key_fallback: SecretStr | None = None
     inngest_base_url: AnyHttpUrl | None = None
     inngest_event_api_base_url: AnyHttpUrl | None = None
+    inngest_serve_origin: str | None = Field(
+        None, description="origin registered at sync in production (never the request's Host)")
 
     @field_validator("quick_models", "slow_models", mode="before")
     @classmethod
@@ -106,6 +111,17 @@ class Settings(BaseSettings):
             # Hosted providers hand out postgres:// URLs; SQLAlchemy needs the driver named.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
+
+    @field_validator("inngest_serve_origin")
+    @classmethod
+    def _origin_only(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urllib.parse.urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query or parts.fragment:
+            raise ValueError("must be an origin such as https://app.example (scheme and host, no path)")
+        return f"{parts.scheme}://{parts.netloc}"
 
     @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
     @classmethod
