@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: float = Field(15.0, gt=0)
     sse_poll_seconds: float = Field(0.2, gt=0)
     sse_max_streams_per_key: int = Field(10, ge=1)
+    sse_max_streams: int | None = Field(
+        None, ge=1, description="open event streams per process (agentic serve: three quarters of its threads)")
     event_send_timeout: float = Field(5.0, gt=0, description="bound on sending an Inngest event")
 
     # Inngest SDK variables, read here so start-up can check them; they keep the SDK's meaning.
