@@ -148,9 +148,12 @@ class JobRunner:
     # ---- store-result / notify-client / failure ---------------------------------------------------
 
     def finish(self, job_id: str) -> Summary:
-        """processing -> completed. A job cancelled or failed meanwhile stays as it is."""
+        """processing -> completed. A job cancelled or failed meanwhile stays as it is; one whose cancellation
+        was requested (the store refuses to complete it) is cancelled, even if the cancel event was lost."""
         applied = self.store.complete(job_id)
         job = self._load(job_id)
+        if not applied and job is not None and not job.is_terminal and job.cancel_requested_at is not None:
+            return {"completed": False, "status": self._cancel_now(job_id)}
         status = job.status.value if job else None
         if applied and job is not None:
             self._record_finished(job)

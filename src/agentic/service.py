@@ -150,7 +150,9 @@ class AgenticService:
         job = self.get_job(job_id, user_id=user_id)
         if job.is_terminal:
             raise JobAlreadyFinished(job)
-        self.store.request_cancel(job_id, user_id=user_id)
+        if not self.store.request_cancel(job_id, user_id=user_id):
+            # It finished between the read and the request (say, store-result completed it): not stopped.
+            raise JobAlreadyFinished(self.get_job(job_id, user_id=user_id))
         if job.status is JobStatus.PENDING:
             self.store.cancel(job_id)
         try:
@@ -159,6 +161,8 @@ class AgenticService:
             # Not fatal: the recorded request stops the run at its next step and between streamed chunks.
             log.warning("could not send %s for %s; the recorded request still stops it", EVENT_CANCEL, job_id)
         job = self.get_job(job_id, user_id=user_id)
+        if job.is_terminal and job.status is not JobStatus.CANCELLED:
+            raise JobAlreadyFinished(job)  # it ended otherwise (failed) before the request could stop it
         if job.is_terminal:
             self.bus.emit(JOB_CANCELLED, {"user_id": user_id, "job_id": job_id})
         return job

@@ -455,3 +455,19 @@ def test_cleanup_with_nothing_to_do(make_harness: MakeHarness) -> None:
 
     assert result.status is mocked.Status.COMPLETED
     assert (result.output["deleted"], result.output["batches"], result.output["failed_stuck"]) == (0, 1, 0)
+
+
+def test_store_result_after_a_recorded_cancel_ends_the_job_cancelled(make_harness: MakeHarness,
+                                                                      store: JobStore) -> None:
+    """Cancelled while the provider's reply was being stored (the cancel event lost or not yet handled):
+    store-result must not complete the job the cancel route answered 202 for."""
+    harness = make_harness(MockLLMRepository())
+    job = create_generate_job(store)
+    assert store.start(job.id) and store.save_result(job.id, {"content": "paid for"})
+    assert store.request_cancel(job.id)
+
+    summary = harness.runner.finish(job.id)
+
+    assert summary == {"completed": False, "status": "cancelled"}
+    done = harness.job(job)
+    assert done.status is JobStatus.CANCELLED and done.response == {"content": "paid for"}

@@ -343,3 +343,15 @@ def test_nul_characters_from_a_provider_never_break_a_write(store: JobStore) -> 
     assert done is not None and done.status is JobStatus.COMPLETED
     assert done.partial_output == "a\ufffdb"
     assert done.response == {"content": "x\ufffdy", "nested": ["\ufffd"]}
+
+
+def test_complete_is_refused_once_cancellation_was_requested(store: JobStore) -> None:
+    """A cancel answered 202 while store-result runs must win: the completing transition checks the request."""
+    job = at(store, JobStatus.PROCESSING)
+    assert store.save_result(job.id, {"content": "the answer"})
+    assert store.request_cancel(job.id)
+
+    assert not store.complete(job.id)
+
+    assert status_of(store, job.id) is JobStatus.PROCESSING
+    assert store.cancel(job.id) and status_of(store, job.id) is JobStatus.CANCELLED

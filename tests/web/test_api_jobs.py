@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import Usage
@@ -168,3 +170,30 @@ def test_a_preview_job_lists_with_its_kind(queued_api: Api) -> None:
     assert response.status_code == 202
     page = queued_api.client.get("/api/jobs", headers=auth(secret)).json
     assert [item["kind"] for item in page["items"]] == [JobKind.PREVIEW.value]
+
+
+def test_a_cancel_that_loses_the_race_to_completion_is_409_not_202(queued_api: Api) -> None:
+    """The job completes (store-result) between the route's read and its cancellation request: the route
+    did not stop it and must say so, not answer 202 with a job that ends completed."""
+    secret = queued_api.key()
+    job_id = queue(queued_api, secret)
+    jobs = queued_api.container.jobs
+    assert jobs.start(job_id) and jobs.save_result(job_id, {"content": "done"})
+    fired: list[bool] = []
+
+    def complete_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sql = " ".join(statement.split()).lower()
+        if not fired and sql.startswith("update llm_jobs set") and "cancel_requested_at=coalesce" in sql \
+                and "not in" in sql:  # request_cancel's statement, about to run
+            fired.append(jobs.complete(job_id))
+
+    event.listen(queued_api.container.engine, "before_cursor_execute", complete_first)
+    try:
+        response = queued_api.client.post(f"/api/jobs/{job_id}/cancel", headers=auth(secret))
+    finally:
+        event.remove(queued_api.container.engine, "before_cursor_execute", complete_first)
+
+    assert fired == [True]
+    assert response.status_code == 409 and response.json["job_status"] == "completed"
+    job = jobs.get(job_id)
+    assert job is not None and job.status is JobStatus.COMPLETED and job.cancel_requested_at is None

@@ -156,7 +156,8 @@ class JobStore:
     def complete(self, job_id: str, response: Mapping[str, Any] | None = None, usage: Usage | None = None) -> bool:
         """processing -> completed (with the response, unless ``save_result`` stored it already).
 
-        A cancelled or failed job stays as it is: the update applies only to a processing row.
+        A cancelled or failed job stays as it is: the update applies only to a processing row, and never to
+        one whose cancellation was requested (that request was answered 202: the job must end cancelled).
         """
         values: dict[str, Any] = {"finished_at": utcnow(), "error_code": None, "error_message": None}
         if response is not None:
@@ -164,7 +165,7 @@ class JobStore:
         if usage is not None:
             values.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                           total_tokens=usage.total_tokens)
-        return self._transition(job_id, JobStatus.COMPLETED, values)
+        return self._transition(job_id, JobStatus.COMPLETED, values, extra_where=_T.c.cancel_requested_at.is_(None))
 
     def fail(self, job_id: str, code: str, message: str, *, release_idempotency_key: bool = False) -> bool:
         """pending | processing -> failed with an error code and message.
