@@ -1,4 +1,4 @@
-"""llm-cleanup: daily, delete finished jobs past retention and fail jobs stuck in processing.
+"""llm-cleanup: daily, delete finished jobs past retention, fail jobs stuck in processing and jobs left pending.
 
 Each batch is its own step, so a large backlog neither times out one request nor holds long locks.
 """
@@ -27,7 +27,8 @@ def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Functio
     def cleanup(ctx: inngest.ContextSync) -> dict[str, Any]:
         # now() is read inside a step, so every replay of this run uses the same cutoffs.
         cutoffs: dict[str, str] = ctx.step.run(
-            "compute-cutoffs", cleanup_cutoffs, settings.job_retention_days, settings.stuck_job_minutes)
+            "compute-cutoffs", cleanup_cutoffs, settings.job_retention_days, settings.stuck_job_minutes,
+            settings.pending_job_minutes)
         deleted, batches = 0, 0
         while batches < MAX_BATCHES:
             count: int = ctx.step.run("delete-batch", runner.delete_finished_batch,
@@ -37,6 +38,7 @@ def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Functio
             if count < batch_size:
                 break
         stuck: int = ctx.step.run("fail-stuck", runner.fail_stuck, cutoffs["stuck_before"])
-        return {"deleted": deleted, "batches": batches, "failed_stuck": stuck, **cutoffs}
+        lost: int = ctx.step.run("fail-lost-pending", runner.fail_lost_pending, cutoffs["pending_before"])
+        return {"deleted": deleted, "batches": batches, "failed_stuck": stuck, "failed_lost": lost, **cutoffs}
 
     return cleanup

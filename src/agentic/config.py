@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     job_retention_days: int = Field(7, ge=1)
     cleanup_batch_size: int = Field(1000, ge=1, le=100_000)
     stuck_job_minutes: int = Field(180, ge=1)
+    pending_job_minutes: int = Field(
+        1440, ge=60, description="a job pending this long was never started: the cleanup fails it (queue_lost)")
     progress_flush_seconds: float = Field(0.25, ge=0)
     generate_throttle_limit: int = Field(5, ge=1)
     generate_throttle_period_seconds: int = Field(60, ge=1)

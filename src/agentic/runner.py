@@ -217,6 +217,10 @@ class JobRunner:
     def fail_stuck(self, older_than_iso: str) -> int:
         return len(self.store.fail_stuck(datetime.fromisoformat(older_than_iso)))
 
+    def fail_lost_pending(self, pending_before_iso: str) -> int:
+        """Fail jobs pending since before the cutoff: no run will start them (queue_lost)."""
+        return len(self.store.fail_lost_pending(datetime.fromisoformat(pending_before_iso)))
+
     # ---- internals --------------------------------------------------------------------------------
 
     def _load(self, job_id: str) -> Job | None:
@@ -297,10 +301,11 @@ def _stored(model: type[_M], job: Job) -> _M:
                        "error(s))", provider=job.provider or "agentic", retriable=False) from None
 
 
-def cleanup_cutoffs(retention_days: int, stuck_minutes: int) -> dict[str, str]:
+def cleanup_cutoffs(retention_days: int, stuck_minutes: int, pending_minutes: int = 1440) -> dict[str, str]:
     now = utcnow()
     return {"delete_before": (now - timedelta(days=retention_days)).isoformat(),
-            "stuck_before": (now - timedelta(minutes=stuck_minutes)).isoformat()}
+            "stuck_before": (now - timedelta(minutes=stuck_minutes)).isoformat(),
+            "pending_before": (now - timedelta(minutes=pending_minutes)).isoformat()}
 
 
 __all__ = ["CancelWatch", "JobRunner", "ProgressWriter", "cleanup_cutoffs"]

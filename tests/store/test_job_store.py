@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import Job, JobKind, JobStatus
 from agentic.domain.llm import Usage
 from agentic.store.jobs import IdempotencyConflict, InvalidCursor, JobStore
@@ -355,3 +356,23 @@ def test_complete_is_refused_once_cancellation_was_requested(store: JobStore) ->
 
     assert status_of(store, job.id) is JobStatus.PROCESSING
     assert store.cancel(job.id) and status_of(store, job.id) is JobStatus.CANCELLED
+
+
+def test_jobs_left_pending_past_the_bound_are_failed_queue_lost(store: JobStore) -> None:
+    """The worker died after inserting the row and before recording the failed send: no run will ever
+    start the job. The sweep fails it with a code instead of leaving it pending forever."""
+    long_ago = utcnow() - timedelta(days=2)
+    lost = new_job(store)
+    backdate(store, lost.id, created_at=long_ago, updated_at=long_ago)
+    waiting = new_job(store)  # a throttled queue: recent, left alone
+    old_processing = at(store, JobStatus.PROCESSING)
+    backdate(store, old_processing.id, created_at=long_ago)
+
+    failed = store.fail_lost_pending(utcnow() - timedelta(days=1))
+
+    assert failed == [lost.id]
+    job = store.get(lost.id)
+    assert job is not None and job.status is JobStatus.FAILED and job.error_code == ErrorCode.QUEUE_LOST
+    assert job.finished_at is not None and not store.start(lost.id)  # a late run cannot revive it
+    assert status_of(store, waiting.id) is JobStatus.PENDING
+    assert status_of(store, old_processing.id) is JobStatus.PROCESSING

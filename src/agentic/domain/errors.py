@@ -22,6 +22,11 @@ class ErrorCode(StrEnum):
     STREAM_ERROR = "stream_error"
     TRUNCATED = "truncated"
     QUEUE_UNAVAILABLE = "queue_unavailable"
+    #: failed by the cleanup: processing with no change for STUCK_JOB_MINUTES
+    STUCK = "stuck"
+    #: failed by the cleanup: still pending after PENDING_JOB_MINUTES (its event never accepted, its run never
+    #: started: say the worker died between storing the job and recording a failed send)
+    QUEUE_LOST = "queue_lost"
     INTERNAL = "internal"
 
 

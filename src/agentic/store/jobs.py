@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.dml import Update
 
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import ALLOWED_FROM, TERMINAL_STATUSES, Job, JobKind, JobStatus
 from agentic.domain.llm import Usage
 from agentic.store.tables import JobRow, utcnow
@@ -271,7 +272,24 @@ class JobStore:
         stmt = (
             update(_T)
             .where(_T.c.status == JobStatus.PROCESSING.value, _T.c.updated_at < older_than)
-            .values(status=JobStatus.FAILED.value, error_code="stuck", error_message=message,
+            .values(status=JobStatus.FAILED.value, error_code=ErrorCode.STUCK.value, error_message=message,
+                    finished_at=now, updated_at=now)
+            .returning(_T.c.id)
+        )
+        with self.engine.begin() as conn:
+            ids = [r.id for r in conn.execute(stmt)]
+            for job_id in ids:
+                self._notify_change(conn, job_id)
+        return ids
+
+    def fail_lost_pending(self, older_than: datetime) -> list[str]:
+        """Fail jobs still ``pending`` since before ``older_than`` (no run ever started them); their ids."""
+        now = utcnow()
+        stmt = (
+            update(_T)
+            .where(_T.c.status == JobStatus.PENDING.value, _T.c.created_at < older_than)
+            .values(status=JobStatus.FAILED.value, error_code=ErrorCode.QUEUE_LOST.value,
+                    error_message="the job was never started: its event was not accepted or its run was lost",
                     finished_at=now, updated_at=now)
             .returning(_T.c.id)
         )
