@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -197,3 +198,19 @@ def test_a_cancel_that_loses_the_race_to_completion_is_409_not_202(queued_api: A
     assert response.status_code == 409 and response.json["job_status"] == "completed"
     job = jobs.get(job_id)
     assert job is not None and job.status is JobStatus.COMPLETED and job.cancel_requested_at is None
+
+
+def test_a_nul_in_a_job_id_or_cursor_is_not_found_or_invalid_on_every_database(queued_api: Api) -> None:
+    """PostgreSQL refuses a NUL in a query parameter (a 500); an id or cursor holding one names no job."""
+    secret = queued_api.key()
+    queue(queued_api, secret)
+    for method, path in (("GET", "/api/jobs/abc%00def"), ("GET", "/api/jobs/abc%00def/events"),
+                         ("POST", "/api/jobs/abc%00def/cancel")):
+        response = queued_api.client.open(path, method=method, headers=auth(secret))
+        assert response.status_code == 404, (method, path)
+        assert response.json["code"] == "job_not_found"
+    cursor = base64.urlsafe_b64encode(f"{datetime.now(UTC).isoformat()}|job_\x00x".encode()).decode()
+
+    listed = queued_api.client.get(f"/api/jobs?cursor={cursor}", headers=auth(secret))
+
+    assert listed.status_code == 422 and listed.json["field"] == "cursor"  # like any cursor it never issued

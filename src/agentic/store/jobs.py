@@ -108,6 +108,8 @@ class JobStore:
 
     def get(self, job_id: str, *, user_id: str | None = None) -> Job | None:
         """The job, or None. With ``user_id``, another user's job is None too (no existence leak)."""
+        if "\x00" in job_id:  # no id holds one; PostgreSQL would refuse the query rather than find nothing
+            return None
         with self._single.connect() as conn:
             return self._get(conn, job_id, user_id=user_id)
 
@@ -382,7 +384,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         moment = datetime.fromisoformat(created)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidCursor("cursor is not one this API returned") from exc
-    if moment.tzinfo is None or not job_id:
+    if moment.tzinfo is None or not job_id or "\x00" in job_id:  # PostgreSQL cannot even compare a NUL
         raise InvalidCursor("cursor is not one this API returned")
     return moment, job_id
 
