@@ -161,12 +161,20 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(describe_validation_error(exc)) from None
 
 
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s'\"]*@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced (``mysql://***@db/x``)."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
         variable = "_".join(str(part) for part in error["loc"] if isinstance(part, str)).upper()
         value = error.get("input")
         shown = "" if value is None or isinstance(value, dict) or "SECRET" in variable or "KEY" in variable \
-            else f" (got {value!r})"
-        lines.append(f"  {variable or 'settings'}: {error['msg']}{shown}")
+            else f" (got {mask_credentials(repr(value))})"
+        lines.append(f"  {variable or 'settings'}: {mask_credentials(error['msg'])}{shown}")
     return "\n".join(lines)
