@@ -321,3 +321,17 @@ def test_other_upstream_failures_are_502_keeping_their_code(
     assert response.json["upstream_status"] == upstream
     assert response.headers["Content-Type"] == "application/problem+json"
     assert api.jobs_count() == 0
+
+
+@pytest.mark.parametrize("path", ["/api/llm/generate", "/api/previews"])
+@pytest.mark.parametrize("depth", [1_000, 2_000])
+def test_a_small_body_nested_deeply_is_400_invalid_json(queued_api: Api, path: str, depth: int) -> None:
+    """A 2 KB body of brackets exhausts the JSON parser's stack (RecursionError): refused, not a 500."""
+    raw = b'{"messages": ' + b"[" * depth + b"]" * depth + b"}"
+
+    response = queued_api.client.post(path, data=raw, content_type="application/json",
+                                      headers=auth(queued_api.key()))
+
+    assert response.status_code == 400
+    assert response.json["code"] == "invalid_json"
+    assert queued_api.jobs_count() == 0
