@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import Job, JobKind, JobStatus
@@ -376,3 +377,11 @@ def test_jobs_left_pending_past_the_bound_are_failed_queue_lost(store: JobStore)
     assert job.finished_at is not None and not store.start(lost.id)  # a late run cannot revive it
     assert status_of(store, waiting.id) is JobStatus.PENDING
     assert status_of(store, old_processing.id) is JobStatus.PROCESSING
+
+
+def test_a_database_error_does_not_carry_the_statements_parameters(store: JobStore) -> None:
+    """A failed statement's message (logged with its traceback) must not hold a prompt or a key."""
+    with pytest.raises(SQLAlchemyError) as error, store.engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table WHERE x = :prompt"), {"prompt": "my secret prompt"})
+
+    assert "my secret prompt" not in str(error.value)

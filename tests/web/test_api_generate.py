@@ -123,6 +123,12 @@ BAD_BODIES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
     ("empty messages", {"model": SLOW_MODEL, "messages": []}, 422, "validation_error", "messages"),
     ("empty content", chat("", model=SLOW_MODEL), 422, "validation_error", "messages.0.content"),
     ("nul in content", chat("a\x00b", model=SLOW_MODEL), 422, "validation_error", "messages.0.content"),
+    ("lone surrogate in content", chat("a\ud800b", model=SLOW_MODEL), 422, "validation_error",
+     "messages.0.content"),
+    ("lone surrogate, direct path", chat("\udfff", model="mock-quick"), 422, "validation_error",
+     "messages.0.content"),
+    ("lone surrogate in context", chat(model=SLOW_MODEL, context=[{"title": "t\udc80", "content": "c"}]), 422,
+     "validation_error", "context.0.title"),
     ("bad role", {"model": SLOW_MODEL, "messages": [{"role": "robot", "content": "x"}]}, 422,
      "validation_error", "messages.0.role"),
     ("only system", {"model": SLOW_MODEL, "messages": [{"role": "system", "content": "x"}]}, 422,
@@ -334,4 +340,12 @@ def test_a_small_body_nested_deeply_is_400_invalid_json(queued_api: Api, path: s
 
     assert response.status_code == 400
     assert response.json["code"] == "invalid_json"
+    assert queued_api.jobs_count() == 0
+
+
+@pytest.mark.parametrize("content", ["a\ud800b", "x" * 300 + "\ud800"])  # a short preview and an AI one
+def test_a_preview_with_a_lone_surrogate_is_422(queued_api: Api, content: str) -> None:
+    response = queued_api.client.post("/api/previews", json={"title": "t", "content": content},
+                                      headers=auth(queued_api.key()))
+    assert response.status_code == 422 and response.json["field"] == "content"
     assert queued_api.jobs_count() == 0

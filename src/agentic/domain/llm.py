@@ -21,9 +21,14 @@ PREVIEW_MAX_CHARS = 250
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL text and JSONB cannot hold NUL; refuse it at the edge instead of failing a write later.
+    # PostgreSQL text and JSONB cannot hold NUL, and no database or provider can take a lone UTF-16
+    # surrogate ("\ud800", which JSON's \u escapes allow): refuse them at the edge, not in a failed write.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain lone UTF-16 surrogates (\\ud800-\\udfff)") from None
     return value
 
 
