@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from agentic.domain.jobs import JobStatus
+from agentic.domain.llm import MAX_PREVIEW_CONTENT_CHARS
 from agentic.queue import EVENT_GENERATE
 from tests.web.support import OPENROUTER, SLOW_MODEL, Api, EventLog, auth, chat
 
@@ -349,3 +350,20 @@ def test_a_preview_with_a_lone_surrogate_is_422(queued_api: Api, content: str) -
                                       headers=auth(queued_api.key()))
     assert response.status_code == 422 and response.json["field"] == "content"
     assert queued_api.jobs_count() == 0
+
+
+def test_a_preview_near_the_content_limit_is_refused_up_front_and_one_at_the_limit_fits(
+        make_api: Callable[..., Api]) -> None:
+    """The prompt wraps the content in instructions and the title: content of 999,800 characters (under the
+    body limit) used to become a message over MAX_MESSAGE_CHARS, a 500 on the direct path."""
+    api = make_api(max_request_bytes=2_000_000)
+    secret = api.key()
+
+    near = api.client.post("/api/previews", json={"title": "t", "content": "word " * 199_960},
+                           headers=auth(secret))
+    fits = api.client.post("/api/previews", json={"title": "T" * 500, "content": "w" * MAX_PREVIEW_CONTENT_CHARS},
+                           headers=auth(secret))
+
+    assert near.status_code == 422 and near.json["field"] == "content"
+    assert fits.status_code == 200, fits.json
+    assert fits.json["used_ai"] is True

@@ -18,6 +18,9 @@ MAX_MESSAGE_CHARS = 1_000_000
 MAX_MODEL_ID_CHARS = 200
 MAX_STOP_SEQUENCES = 4
 PREVIEW_MAX_CHARS = 250
+#: Preview content is sent inside a prompt (instructions and the title, up to 500 characters): it must leave
+#: room for them within one message's MAX_MESSAGE_CHARS, or a preview near the limit fails at the provider.
+MAX_PREVIEW_CONTENT_CHARS = MAX_MESSAGE_CHARS - 1_000
 
 
 def _no_nul(value: str) -> str:
@@ -108,7 +111,7 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     title: Annotated[Text, Field(min_length=1, max_length=500)]
-    content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    content: Annotated[Text, Field(min_length=1, max_length=MAX_PREVIEW_CONTENT_CHARS)]
 
     @property
     def needs_ai(self) -> bool:
