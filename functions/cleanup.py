@@ -14,6 +14,8 @@ from functions.deps import FunctionDeps
 
 FUNCTION_ID = "llm-cleanup"
 CRON = "TZ=UTC 0 2 * * *"
+#: The event name Inngest gives a cron-triggered run.
+CRON_EVENT = "inngest/scheduled.timer"
 #: Inngest allows 1000 steps a run; stay well under it (the next day's run continues).
 MAX_BATCHES = 500
 
@@ -25,6 +27,8 @@ def make_cleanup(client: inngest.Inngest, deps: FunctionDeps) -> inngest.Functio
     @client.create_function(fn_id=FUNCTION_ID, name="Clean up old LLM jobs",
                             trigger=inngest.TriggerCron(cron=CRON), retries=3)
     def cleanup(ctx: inngest.ContextSync) -> dict[str, Any]:
+        if ctx.event.name != CRON_EVENT:  # a signed body of another function, replayed here
+            raise inngest.NonRetriableError(f"this function runs on its cron ({CRON_EVENT}), not {ctx.event.name}")
         # now() is read inside a step, so every replay of this run uses the same cutoffs.
         cutoffs: dict[str, str] = ctx.step.run(
             "compute-cutoffs", cleanup_cutoffs, settings.job_retention_days, settings.stuck_job_minutes,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from datetime import timedelta
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,13 +22,15 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from werkzeug.routing import Rule
 
 from agentic.domain.jobs import JobStatus
-from agentic.queue import EVENT_CANCEL, EVENT_GENERATE
+from agentic.queue import EVENT_CANCEL, EVENT_GENERATE, EVENT_PREVIEW
+from agentic.store.tables import JobRow, utcnow
 from agentic.web.app import container_of
 from tests.functions.conftest import SIGNING_KEY, AppHarness
-from tests.functions.executor import make_event, sign_body
+from tests.functions.executor import RunStatus, make_event, sign_body
 from tests.reliability.support import EventRecorder, body_of
 
 MakeApp = Callable[..., AppHarness]
@@ -316,3 +319,35 @@ def test_inngest_bodies_are_bounded_by_their_own_setting(make_app: MakeApp) -> N
                                               headers=headers)
 
     assert response.status_code == 413
+
+
+# ---- the cron and the failure handlers check their event too (issue 19) ----------------------------------
+
+
+def test_a_signed_request_event_replayed_to_the_cleanup_cron_does_not_run_it(served: Served) -> None:
+    job_id = _queued_job(served)
+    jobs = container_of(served.app).jobs
+    jobs.start(job_id)
+    with jobs.engine.begin() as conn:  # stuck for a day: the cleanup would fail it
+        conn.execute(update(JobRow.__table__).where(JobRow.__table__.c.id == job_id)  # type: ignore[attr-defined]
+                     .values(updated_at=utcnow() - timedelta(days=1)))
+
+    run = served.harness.executor.start(
+        "llm-cleanup", make_event(EVENT_GENERATE, {"job_id": job_id, "user_id": "alice"}), retries=3).finish()
+
+    assert run.status is not RunStatus.COMPLETED
+    assert served.harness.job(job_id).status is JobStatus.PROCESSING
+
+
+def test_a_failure_event_of_another_function_does_not_fail_a_job(served: Served) -> None:
+    """llm-generate's failure handler acts only on function.failed events about llm/generate.request runs."""
+    job_id = _queued_job(served)
+    container_of(served.app).jobs.start(job_id)
+    failed = make_event("inngest/function.failed", {
+        "error": {"name": "Error", "message": "boom"}, "function_id": "agentic-preview-generate",
+        "event": make_event(EVENT_PREVIEW, {"job_id": job_id, "user_id": "alice"}), "run_id": "run_x"})
+
+    run = served.harness.executor.start("llm-generate-failure", failed, retries=0).finish()
+
+    assert run.status is not RunStatus.COMPLETED
+    assert served.harness.job(job_id).status is JobStatus.PROCESSING
