@@ -14,9 +14,9 @@ from __future__ import annotations
 import io
 import json
 import time
-from datetime import timedelta
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
