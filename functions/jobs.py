@@ -126,7 +126,7 @@ def make_job_function(client: inngest.Inngest, runner: JobRunner, spec: AnySpec,
         concurrency=[inngest.Concurrency(limit=concurrency, key="event.data.user_id")] if concurrency else None,
         cancel=[inngest.Cancel(event=EVENT_CANCEL, if_exp="async.data.job_id == event.data.job_id")],
         idempotency="event.data.job_id",
-        on_failure=on_failure(runner),
+        on_failure=on_failure(runner, spec.event),
     )
     def run(ctx: inngest.ContextSync) -> RunResult:
         return run_job(ctx, runner, spec)
@@ -134,11 +134,22 @@ def make_job_function(client: inngest.Inngest, runner: JobRunner, spec: AnySpec,
     return run
 
 
-def on_failure(runner: JobRunner) -> Callable[[inngest.ContextSync], FailureResult]:
-    """Once retries are exhausted: fail the job with its last error. No job stays processing."""
+#: What Inngest sends a failure handler once a run failed for good.
+FUNCTION_FAILED = "inngest/function.failed"
+
+
+def on_failure(runner: JobRunner, event: str) -> Callable[[inngest.ContextSync], FailureResult]:
+    """Once retries are exhausted: fail the job with its last error. No job stays processing.
+
+    Only a ``function.failed`` event about a run of ``event`` is acted on: a signed body of another kind,
+    replayed to the handler, must not fail a job."""
 
     def handler(ctx: inngest.ContextSync) -> FailureResult:
         original = ctx.event.data.get("event")
+        failed_name = original.get("name") if isinstance(original, dict) else None
+        if ctx.event.name != FUNCTION_FAILED or failed_name != event:
+            raise inngest.NonRetriableError(
+                f"this handler runs on {FUNCTION_FAILED} events for {event} runs, not {ctx.event.name}")
         data = original.get("data") if isinstance(original, dict) else None
         job_id = data.get("job_id") if isinstance(data, dict) else None
         if not isinstance(job_id, str) or not job_id:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Load runner: agentic under gunicorn on PostgreSQL, with a loopback stand-in for Inngest's event API.
+"""Load runner: agentic serve (waitress) on PostgreSQL, with a loopback stand-in for Inngest's event API.
 
 Phase 1, generate: ``--requests`` POST /api/llm/generate for a slow model (queued) from ``--clients`` concurrent
 clients, each request with its own Idempotency-Key and every other one retried once. Afterwards every 202 must
@@ -12,7 +12,7 @@ completion by a fake Inngest executor POSTing the recorded events to /api/innges
 ``done`` (status completed) and the text it assembled from ``delta``/``reset`` events must equal the stored
 response.
 
-The server runs as ``agentic serve`` (gunicorn, gthread workers) in a schema of its own, dropped afterwards.
+The server runs as ``agentic serve`` (waitress worker processes) in a schema of its own, dropped afterwards.
 Everything binds 127.0.0.1; every loop is bounded in count and time, so the run stops by itself. A markdown
 summary goes to stdout (progress to stderr); the exit status is 1 when an invariant is broken.
 
@@ -187,7 +187,7 @@ class EventRecorder:
         return Handler
 
 
-# ---- the app under gunicorn -----------------------------------------------------------------------------
+# ---- the app under agentic serve -------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -230,7 +230,7 @@ def _children(pid: int) -> list[int]:
 
 
 class ServedApp:
-    """``agentic serve`` (gunicorn) in a subprocess of its own session, on a free loopback port."""
+    """``agentic serve`` in a subprocess of its own session, on a free loopback port."""
 
     def __init__(self, settings: Mapping[str, str], *, workers: int = 1, threads: int = 16,
                  port: int | None = None, cwd: Path | None = None) -> None:
@@ -456,7 +456,7 @@ class LoadConfig:
     sse_clients: int = 500
     drivers: int = 16  # concurrent executor runs in the streams phase
     workers: int = 4
-    threads: int = 160
+    threads: int = 224  # streams are capped at three quarters of the threads per worker (168 x 4 > 500)
     pool_size: int = 5
     model: str = "mock-slow-1"
     max_tokens: int = 8
@@ -936,7 +936,7 @@ def markdown(report: LoadReport) -> str:
     lines = [
         f"### Load: {c.requests:,} generate requests / {c.clients} clients / {c.sse_clients} SSE clients",
         "",
-        f"agentic serve (gunicorn gthread, {c.workers} workers x {c.threads} threads) on PostgreSQL, "
+        f"agentic serve (waitress, {c.workers} workers x {c.threads} threads) on PostgreSQL, "
         f"`LLM_PROVIDER=mock`, model `{c.model}`, `USE_QUEUE=true`, events to a loopback stand-in of Inngest's "
         "event API; the load runner on the same 2-core machine.",
         "",
@@ -1002,8 +1002,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.requests, args.clients, args.drivers, args.workers, args.threads) < 1 or args.sse_clients < 0:
         parser.error("sizes must be positive")
-    if args.sse_clients + 32 > args.workers * args.threads:
-        parser.error(f"{args.sse_clients} SSE clients need more than --workers x --threads server threads")
+    stream_slots = args.workers * (args.threads - max(1, args.threads // 4))  # agentic.server.stream_cap
+    if args.sse_clients + 32 > stream_slots:
+        parser.error(f"{args.sse_clients} SSE clients need more than the {stream_slots} event streams that "
+                     "--workers x --threads allow (three quarters of each worker's threads)")
     config = LoadConfig(database_url=args.database_url, requests=args.requests, clients=args.clients,
                         retry_every=args.retry_every, sse_clients=args.sse_clients, drivers=args.drivers,
                         workers=args.workers, threads=args.threads, pool_size=args.pool_size,

@@ -6,6 +6,7 @@ A bad value stops start-up with an error that names the variable, never a stack 
 from __future__ import annotations
 
 import re
+import urllib.parse
 from functools import cached_property
 from typing import Annotated, Literal
 
@@ -68,6 +69,8 @@ class Settings(BaseSettings):
     job_retention_days: int = Field(7, ge=1)
     cleanup_batch_size: int = Field(1000, ge=1, le=100_000)
     stuck_job_minutes: int = Field(180, ge=1)
+    pending_job_minutes: int = Field(
+        1440, ge=60, description="a job pending this long was never started: the cleanup fails it (queue_lost)")
     progress_flush_seconds: float = Field(0.25, ge=0)
     generate_throttle_limit: int = Field(5, ge=1)
     generate_throttle_period_seconds: int = Field(60, ge=1)
@@ -83,11 +86,15 @@ class Settings(BaseSettings):
 
     # HTTP API
     max_request_bytes: int = Field(1_048_576, ge=1024)
+    max_inngest_request_bytes: int = Field(
+        4_718_592, ge=65_536, description="bound on /api/inngest bodies (Inngest's step state; Vercel takes 4.5 MB)")
     metrics_token: SecretStr | None = None
     sse_max_seconds: float = Field(240.0, gt=0)
     sse_heartbeat_seconds: float = Field(15.0, gt=0)
     sse_poll_seconds: float = Field(0.2, gt=0)
     sse_max_streams_per_key: int = Field(10, ge=1)
+    sse_max_streams: int | None = Field(
+        None, ge=1, description="open event streams per process (agentic serve: three quarters of its threads)")
     event_send_timeout: float = Field(5.0, gt=0, description="bound on sending an Inngest event")
     job_token_secret: SecretStr | None = Field(
         None, description="HMAC key of job read tokens; tokens are issued only when it is set")
@@ -102,6 +109,8 @@ class Settings(BaseSettings):
     inngest_signing_key_fallback: SecretStr | None = None
     inngest_base_url: AnyHttpUrl | None = None
     inngest_event_api_base_url: AnyHttpUrl | None = None
+    inngest_serve_origin: str | None = Field(
+        None, description="origin registered at sync in production (never the request's Host)")
 
     @field_validator("quick_models", "slow_models", "offload_models", mode="before")
     @classmethod
@@ -145,6 +154,17 @@ class Settings(BaseSettings):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
 
+    @field_validator("inngest_serve_origin")
+    @classmethod
+    def _origin_only(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urllib.parse.urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") \
+                or parts.query or parts.fragment:
+            raise ValueError("must be an origin such as https://app.example (scheme and host, no path)")
+        return f"{parts.scheme}://{parts.netloc}"
+
     @field_validator("inngest_signing_key", "inngest_signing_key_fallback")
     @classmethod
     def _hex_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
@@ -179,12 +199,20 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(describe_validation_error(exc)) from None
 
 
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s'\"]*@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced (``mysql://***@db/x``)."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     lines = ["invalid configuration:"]
     for error in exc.errors():
         variable = "_".join(str(part) for part in error["loc"] if isinstance(part, str)).upper()
         value = error.get("input")
         shown = "" if value is None or isinstance(value, dict) or "SECRET" in variable or "KEY" in variable \
-            else f" (got {value!r})"
-        lines.append(f"  {variable or 'settings'}: {error['msg']}{shown}")
+            else f" (got {mask_credentials(repr(value))})"
+        lines.append(f"  {variable or 'settings'}: {mask_credentials(error['msg'])}{shown}")
     return "\n".join(lines)

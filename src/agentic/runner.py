@@ -74,6 +74,7 @@ class Notified(TypedDict):
 class Cutoffs(TypedDict):
     delete_before: str
     stuck_before: str
+    pending_before: str
 
 
 def _status(job: Job | None) -> str | None:
@@ -185,12 +186,16 @@ class JobRunner:
     # ---- store-result / notify-client / failure ---------------------------------------------------
 
     def finish(self, job_id: str) -> Stored:
-        """processing -> completed. A job cancelled or failed meanwhile stays as it is."""
+        """processing -> completed. A job cancelled or failed meanwhile stays as it is; one whose cancellation
+        was requested (the store refuses to complete it) is cancelled, even if the cancel event was lost."""
         completed = self.store.complete(job_id)
-        if completed is None:
-            return {"completed": False, "status": _status(self.store.get(job_id))}
-        self._record_finished(completed)
-        return {"completed": True, "status": completed.status.value}
+        if completed is not None:
+            self._record_finished(completed)
+            return {"completed": True, "status": completed.status.value}
+        job = self.store.get(job_id)
+        if job is not None and not job.is_terminal and job.cancel_requested_at is not None:
+            return {"completed": False, "status": self._cancel_now(job_id)}
+        return {"completed": False, "status": _status(job)}
 
     def notify(self, job_id: str) -> Notified:
         if self.notifier is None:
@@ -248,6 +253,13 @@ class JobRunner:
 
     def fail_stuck(self, older_than_iso: str) -> int:
         failed = self.store.fail_stuck(datetime.fromisoformat(older_than_iso))
+        for job in failed:
+            self._record_finished(job)
+        return len(failed)
+
+    def fail_lost_pending(self, pending_before_iso: str) -> int:
+        """Fail jobs pending since before the cutoff: no run will start them (queue_lost)."""
+        failed = self.store.fail_lost_pending(datetime.fromisoformat(pending_before_iso))
         for job in failed:
             self._record_finished(job)
         return len(failed)
@@ -316,10 +328,11 @@ def _stored_request(spec: JobKindSpec[RequestT, ResultT], job: Job) -> RequestT:
                        "error(s))", provider=job.provider or "agentic", retriable=False) from None
 
 
-def cleanup_cutoffs(retention_days: int, stuck_minutes: int) -> Cutoffs:
+def cleanup_cutoffs(retention_days: int, stuck_minutes: int, pending_minutes: int = 1440) -> Cutoffs:
     now = utcnow()
     return {"delete_before": (now - timedelta(days=retention_days)).isoformat(),
-            "stuck_before": (now - timedelta(minutes=stuck_minutes)).isoformat()}
+            "stuck_before": (now - timedelta(minutes=stuck_minutes)).isoformat(),
+            "pending_before": (now - timedelta(minutes=pending_minutes)).isoformat()}
 
 
 __all__ = ["Began", "Called", "CancelWatch", "Cancelled", "Cutoffs", "Failed", "JobRunner", "Notified",

@@ -105,6 +105,9 @@ class AgenticService:
         if job.is_terminal:
             raise JobAlreadyFinished(job)
         latest = self.store.request_cancel(job_id, user_id=user_id)
+        if latest is None:
+            # It finished between the read and the request (say, store-result completed it): not stopped.
+            raise JobAlreadyFinished(self.get_job(job_id, user_id=user_id))
         if job.status is JobStatus.PENDING:
             latest = self.store.cancel(job_id) or latest
         try:
@@ -112,8 +115,14 @@ class AgenticService:
         except EventSendError:
             # Not fatal: the recorded request stops the run at its next step and between streamed chunks.
             log.warning("could not send %s for %s; the recorded request still stops it", EVENT_CANCEL, job_id)
-        # None: the job ended between the read and the write; read how it ended.
-        return latest or self.get_job(job_id, user_id=user_id)
+        if latest.is_terminal:  # cancelled while pending, above
+            return latest
+        # Running: llm-cancel or the run itself ends it. Read how it stands; a job that ended otherwise (failed)
+        # after the request was recorded was not stopped by it.
+        job = self.get_job(job_id, user_id=user_id)
+        if job.is_terminal and job.status is not JobStatus.CANCELLED:
+            raise JobAlreadyFinished(job)
+        return job
 
 
 def create_agentic_service(

@@ -250,6 +250,7 @@ def test_cleanup_deletes_old_finished_jobs_in_batches_and_fails_stuck_ones(datab
         assert "deleted 5 finished job(s) older than 7 day(s)" in output
         assert "3 batch(es)" in output
         assert "failed 1 stuck job(s)" in output and stuck in output
+        assert "failed 1 job(s) never started" in output and old_pending in output
 
         assert all(store.get(job_id) is None for job_id in old)
         def status_of(job_id: str) -> tuple[JobStatus, str | None]:
@@ -258,7 +259,7 @@ def test_cleanup_deletes_old_finished_jobs_in_batches_and_fails_stuck_ones(datab
             return job.status, job.error_code
 
         assert status_of(recent)[0] is JobStatus.FAILED  # finished, but within retention
-        assert status_of(old_pending)[0] is JobStatus.PENDING  # old, but never finished: kept
+        assert status_of(old_pending) == (JobStatus.FAILED, "queue_lost")  # pending for 30 days: never started
         assert status_of(stuck) == (JobStatus.FAILED, "stuck")
         assert status_of(busy)[0] is JobStatus.PROCESSING  # recently active: not stuck
 

@@ -1,4 +1,4 @@
-"""``agentic serve``: gunicorn with threaded workers, tables created first, and the URLs a developer needs."""
+"""``agentic serve``: waitress worker processes, tables created first, and the URLs a developer needs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from sqlalchemy import inspect
 
 from agentic.cli import main
 from agentic.store.engine import create_db_engine
+from agentic.web.app import container_of
 from tests.cli.cli_support import cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,16 +31,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def gunicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Stop gunicorn from actually starting; record the configuration it would have run with."""
-    from gunicorn.app.base import BaseApplication
+def server_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+    """Stop the server from actually starting; record the app and options it would have run with."""
+    import agentic.server
 
-    runs: list[Any] = []
+    runs: list[tuple[Any, Any]] = []
 
-    def run(self: Any) -> None:
-        runs.append(self)
+    def serve(app: Any, options: Any, **_kwargs: Any) -> int:
+        runs.append((app, options))
+        return 0
 
-    monkeypatch.setattr(BaseApplication, "run", run)
+    monkeypatch.setattr(agentic.server, "serve", serve)
     return runs
 
 
@@ -49,7 +51,7 @@ def _serve(database_url: str, *args: str) -> tuple[int, str]:
 
 
 def test_serve_creates_the_tables_and_prints_the_urls_and_the_dev_server_command(
-        sqlite_url: str, gunicorn_runs: list[Any]) -> None:
+        sqlite_url: str, server_runs: list[tuple[Any, Any]]) -> None:
     code, output = _serve(sqlite_url, "--port", "8123")
     assert code == 0, output
     base = "http://127.0.0.1:8123"
@@ -64,7 +66,7 @@ def test_serve_creates_the_tables_and_prints_the_urls_and_the_dev_server_command
         engine.dispose()
 
 
-def test_serve_in_production_mode_points_to_the_vercel_deployment(sqlite_url: str, gunicorn_runs: list[Any]
+def test_serve_in_production_mode_points_to_the_vercel_deployment(sqlite_url: str, server_runs: list[tuple[Any, Any]]
                                                                   ) -> None:
     """The advice matches the README's deployment: `vercel deploy --prod` of app.py, configured by vercel.json."""
     env = {**cli_env(sqlite_url), "INNGEST_DEV": "0", "INNGEST_SIGNING_KEY": "signkey-prod-" + "ab" * 32}
@@ -76,33 +78,41 @@ def test_serve_in_production_mode_points_to_the_vercel_deployment(sqlite_url: st
     assert (ROOT / "app.py").exists()
 
 
-def test_serve_runs_gunicorn_with_threaded_workers(sqlite_url: str, gunicorn_runs: list[Any]) -> None:
+def test_serve_runs_threaded_workers_and_keeps_threads_from_event_streams(
+        sqlite_url: str, server_runs: list[tuple[Any, Any]]) -> None:
     assert _serve(sqlite_url, "--host", "0.0.0.0", "--port", "8124")[0] == 0
-    cfg = gunicorn_runs[0].cfg
-    assert cfg.worker_class_str == "gthread"
-    assert cfg.threads == 16
-    assert cfg.workers == 1  # SQLite: one process, many threads
-    assert cfg.bind == ["0.0.0.0:8124"]
-    assert cfg.timeout >= 300  # SSE streams and Inngest steps run long
-    assert callable(cfg.post_fork)
+    app, options = server_runs[0]
+    assert (options.host, options.port) == ("0.0.0.0", 8124)
+    assert (options.workers, options.threads) == (1, 16)  # SQLite: one process, many threads
+    assert options.max_body_bytes == 4_718_592  # the largest body any route takes (/api/inngest's)
+    assert container_of(app).settings.sse_max_streams == 12  # a quarter of the threads kept for the API
 
 
-def test_serve_uses_two_workers_on_postgres(postgres_url: str, gunicorn_runs: list[Any]) -> None:
+def test_sse_max_streams_is_lowered_to_leave_threads_free(sqlite_url: str,
+                                                          server_runs: list[tuple[Any, Any]]) -> None:
+    result = CliRunner().invoke(main, ["serve", "--threads", "8"], catch_exceptions=False,
+                                env=cli_env(sqlite_url, SSE_MAX_STREAMS="100"))
+    assert result.exit_code == 0, result.output
+    assert container_of(server_runs[0][0]).settings.sse_max_streams == 6
+
+
+def test_serve_uses_two_workers_on_postgres(postgres_url: str, server_runs: list[tuple[Any, Any]]) -> None:
     code, output = _serve(postgres_url, "--threads", "8")
     assert code == 0, output
-    cfg = gunicorn_runs[0].cfg
-    assert (cfg.workers, cfg.threads) == (2, 8)
+    options = server_runs[0][1]
+    assert (options.workers, options.threads) == (2, 8)
 
 
-def test_serve_with_a_bad_configuration_exits_2_before_starting(sqlite_url: str, gunicorn_runs: list[Any]) -> None:
+def test_serve_with_a_bad_configuration_exits_2_before_starting(sqlite_url: str,
+                                                                server_runs: list[tuple[Any, Any]]) -> None:
     result = CliRunner().invoke(main, ["serve"], env=cli_env(sqlite_url, MOCK_TOKENS_PER_SECOND="-1"))
     assert result.exit_code == 2
     assert "MOCK_TOKENS_PER_SECOND" in result.stderr
-    assert gunicorn_runs == []
+    assert server_runs == []
 
 
 def test_serve_really_serves(tmp_path: Path) -> None:
-    """The real thing in a subprocess: gunicorn answers the API and the Inngest endpoint, then stops cleanly."""
+    """The real thing in a subprocess: it answers the API and the Inngest endpoint, then stops cleanly."""
     port = _free_port()
     env = {**os.environ, **cli_env(f"sqlite:///{tmp_path / 'serve.db'}"), "LLM_PROVIDER": "mock",
            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
@@ -127,4 +137,4 @@ def test_serve_really_serves(tmp_path: Path) -> None:
         output = process.communicate(timeout=30)[0]
     assert process.returncode == 0, output
     assert f"-u http://127.0.0.1:{port}/api/inngest" in output
-    assert "gthread" in output  # gunicorn's own start-up log names the worker class
+    assert "waitress" in output  # the server's start-up log names it

@@ -110,3 +110,31 @@ def test_long_call_settings_defaults_and_bounds(monkeypatch: pytest.MonkeyPatch)
         with pytest.raises(ConfigError, match=variable):
             load_settings()
         monkeypatch.delenv(variable)
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("DATABASE_URL", "mysql://app:Sup3rS3cretPW@db/x"),
+    ("DATABASE_LISTEN_URL", "redis://:Sup3rS3cretPW@cache:6379/0"),
+    ("OPENROUTER_BASE_URL", "ftp://app:Sup3rS3cretPW@gateway.example/v1"),
+])
+def test_settings_errors_never_echo_credentials_in_urls(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                                        value: str) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+
+    message = str(error.value)
+    assert variable in message and "Sup3rS3cretPW" not in message
+    assert "***@" in message  # the rest of the value is still shown, to help fix it
+
+
+def test_agentic_db_init_does_not_print_the_password_of_a_bad_database_url(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from agentic.cli import main
+
+    result = CliRunner().invoke(main, ["db", "init"], env={"DATABASE_URL": "mysql://app:Sup3rS3cretPW@db/x"})
+
+    assert result.exit_code == 2
+    assert "DATABASE_URL" in result.output and "Sup3rS3cretPW" not in result.output

@@ -426,8 +426,10 @@ def test_cleanup_deletes_old_finished_jobs_in_batches_and_fails_stuck_ones(
     recent_done = create_generate_job(store)
     store.start(recent_done.id)
     store.complete(recent_done.id, response={"content": "y"})
-    old_pending = create_generate_job(store)  # never deleted while unfinished, however old
+    old_pending = create_generate_job(store)  # never deleted while unfinished; failed: no run will start it
     set_times(engine, old_pending.id, created_at=now - timedelta(days=30), updated_at=now - timedelta(days=30))
+    queued_today = create_generate_job(store)  # waiting for its throttled run: left alone
+    set_times(engine, queued_today.id, created_at=now - timedelta(hours=3))
     stuck = create_generate_job(store)
     store.start(stuck.id)
     set_times(engine, stuck.id, updated_at=now - timedelta(hours=4))
@@ -439,11 +441,13 @@ def test_cleanup_deletes_old_finished_jobs_in_batches_and_fails_stuck_ones(
     assert result.status is mocked.Status.COMPLETED, result.error
     assert result.output["deleted"] == 4
     assert result.output["batches"] == 3  # 2 + 2 + 0: a full batch means there may be more
-    assert result.output["failed_stuck"] == 1
+    assert result.output["failed_stuck"] == 1 and result.output["failed_lost"] == 1
     for job_id in [*old_done, old_cancelled.id]:
         assert store.get(job_id) is None
     assert harness.job(recent_done).status is JobStatus.COMPLETED
-    assert harness.job(old_pending).status is JobStatus.PENDING
+    lost = harness.job(old_pending)
+    assert lost.status is JobStatus.FAILED and lost.error_code == "queue_lost" and lost.finished_at is not None
+    assert harness.job(queued_today).status is JobStatus.PENDING
     assert harness.job(stuck).status is JobStatus.FAILED and harness.job(stuck).error_code == "stuck"
     assert harness.job(busy).status is JobStatus.PROCESSING
     json.dumps(result.output)  # the run's output is plain JSON
@@ -455,4 +459,21 @@ def test_cleanup_with_nothing_to_do(make_harness: MakeHarness) -> None:
     result = harness.trigger("llm-cleanup")
 
     assert result.status is mocked.Status.COMPLETED
-    assert (result.output["deleted"], result.output["batches"], result.output["failed_stuck"]) == (0, 1, 0)
+    assert (result.output["deleted"], result.output["batches"], result.output["failed_stuck"],
+            result.output["failed_lost"]) == (0, 1, 0, 0)
+
+
+def test_store_result_after_a_recorded_cancel_ends_the_job_cancelled(make_harness: MakeHarness,
+                                                                      store: JobStore) -> None:
+    """Cancelled while the provider's reply was being stored (the cancel event lost or not yet handled):
+    store-result must not complete the job the cancel route answered 202 for."""
+    harness = make_harness(MockLLMRepository())
+    job = create_generate_job(store)
+    assert store.start(job.id) and store.save_result(job.id, {"content": "paid for"})
+    assert store.request_cancel(job.id)
+
+    summary = harness.runner.finish(job.id)
+
+    assert summary == {"completed": False, "status": "cancelled"}
+    done = harness.job(job)
+    assert done.status is JobStatus.CANCELLED and done.response == {"content": "paid for"}

@@ -1,8 +1,8 @@
 """Helpers for the reliability suite: loopback stand-ins (Inngest's event API, a scripted OpenRouter that can
-hang or stream slowly, a TCP proxy that can cut the database off), the app under gunicorn, and an httpx
+hang or stream slowly, a TCP proxy that can cut the database off), the app under agentic serve, and an httpx
 adapter so the fake executor of tests/functions drives a real server.
 
-The event API recorder and the gunicorn launcher are the load runner's own (scripts/load_test.py), so the
+The event API recorder and the server launcher are the load runner's own (scripts/load_test.py), so the
 small load test in CI and the long run share one implementation. Everything binds 127.0.0.1.
 """
 

@@ -11,20 +11,26 @@ metrics and its own token (tests/web/test_api_operations.py).
 
 from __future__ import annotations
 
+import io
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 from werkzeug.routing import Rule
 
 from agentic.domain.jobs import JobStatus
-from agentic.queue import EVENT_CANCEL, EVENT_GENERATE
+from agentic.queue import EVENT_CANCEL, EVENT_GENERATE, EVENT_PREVIEW
+from agentic.store.tables import JobRow, utcnow
 from agentic.web.app import container_of
 from tests.functions.conftest import SIGNING_KEY, AppHarness
-from tests.functions.executor import make_event, sign_body
+from tests.functions.executor import RunStatus, make_event, sign_body
 from tests.reliability.support import EventRecorder, body_of
 
 MakeApp = Callable[..., AppHarness]
@@ -217,3 +223,131 @@ def test_a_cancel_event_still_cancels_through_the_cancel_function(served: Served
 
     assert run.output == {"job_id": job_id, "cancelled": True, "status": "cancelled"}
     assert served.harness.job(job_id).status is JobStatus.CANCELLED
+
+
+# ---- /api/inngest: the signature header read as the SDK reads it, before the body (issue 19, items 1-2) ----
+
+
+def test_a_timestamp_appended_to_an_old_signature_does_not_make_it_fresh(served: Served) -> None:
+    """The SDK verifies the HMAC with the *first* ``t=``: a call captured an hour ago, resent with
+    ``&t=<now>`` appended, must not pass the age check on the appended one."""
+    job_id = _queued_job(served)
+    body, _ = _signed_call(served, job_id)
+    captured = sign_body(body, SIGNING_KEY, unix_seconds=int(time.time()) - 3600)
+    for replayed in (f"{captured}&t={int(time.time())}", f"t={int(time.time())};{captured}"):
+        headers = {"Content-Type": "application/json", "X-Inngest-Server-Kind": "cloud",
+                   "X-Inngest-Signature": replayed}
+
+        response = served.client.post("/api/inngest?fnId=agentic-llm-generate&stepId=step", data=body,
+                                      headers=headers)
+
+        assert response.status_code == 401, replayed
+    assert served.harness.job(job_id).status is JobStatus.PENDING
+
+
+def _signed_put(client: FlaskClient, *, host: str) -> Any:
+    return client.put("/api/inngest", base_url=f"https://{host}",
+                      headers={"X-Inngest-Signature": sign_body(b"", SIGNING_KEY),
+                               "X-Inngest-Server-Kind": "cloud"})
+
+
+def test_a_signed_sync_registers_the_pinned_origin_never_the_requests_host(
+        make_app: MakeApp, recorder: EventRecorder) -> None:
+    """A signed out-of-band PUT (replayed within the signature's 5 minutes, with a forged Host) makes the SDK
+    register the app at the URL the request came in on. In production the origin is pinned."""
+    harness = make_app(inngest_base_url=recorder.url, inngest_serve_origin="https://agentic.example")
+
+    response = _signed_put(harness.app.test_client(), host="attacker.example")
+
+    registrations = [json.loads(body) for path, body in recorder.received if path.startswith("/fn/register")]
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [r["url"] for r in registrations] == ["https://agentic.example/api/inngest"]
+    assert all(fn["steps"]["step"]["runtime"]["url"].startswith("https://agentic.example/api/inngest?")
+               for r in registrations for fn in r["functions"])
+
+
+def test_a_signed_out_of_band_sync_without_a_pinned_origin_is_refused(
+        make_app: MakeApp, recorder: EventRecorder) -> None:
+    harness = make_app(inngest_base_url=recorder.url)
+
+    response = _signed_put(harness.app.test_client(), host="attacker.example")
+
+    assert response.status_code == 403
+    assert "INNGEST_SERVE_ORIGIN" in response.get_data(as_text=True)
+    assert [path for path, _ in recorder.received if path.startswith("/fn/register")] == []
+
+
+class _UnreadableBody(io.BytesIO):
+    """A 32 MiB request body that counts every read (werkzeug's test client only seeks it)."""
+
+    reads = 0
+
+    def __init__(self) -> None:
+        super().__init__(b" " * (32 * 1024 * 1024))
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        type(self).reads += 1
+        return super().read(size)
+
+    def readinto(self, buffer: Any, /) -> int:
+        type(self).reads += 1
+        return super().readinto(buffer)
+
+
+@pytest.mark.parametrize("signature", [None, "t=1&s=zz", "s=" + "0" * 64, "nonsense"])
+def test_an_unsigned_or_malformed_call_is_refused_before_its_body_is_read(
+        served: Served, signature: str | None) -> None:
+    headers = {"Content-Type": "application/json"}
+    if signature is not None:
+        headers["X-Inngest-Signature"] = signature
+    _UnreadableBody.reads = 0
+
+    response = served.client.post("/api/inngest?fnId=agentic-llm-generate&stepId=step",
+                                  input_stream=_UnreadableBody(), headers=headers)
+
+    assert response.status_code == 401
+    assert _UnreadableBody.reads == 0
+
+
+def test_inngest_bodies_are_bounded_by_their_own_setting(make_app: MakeApp) -> None:
+    harness = make_app(max_inngest_request_bytes=65_536)
+    body = json.dumps({"event": {"data": {"pad": "x" * 70_000}}}).encode()
+    headers = {"Content-Type": "application/json", "X-Inngest-Server-Kind": "cloud",
+               "X-Inngest-Signature": sign_body(body, SIGNING_KEY)}
+
+    response = harness.app.test_client().post("/api/inngest?fnId=agentic-llm-generate&stepId=step", data=body,
+                                              headers=headers)
+
+    assert response.status_code == 413
+
+
+# ---- the cron and the failure handlers check their event too (issue 19) ----------------------------------
+
+
+def test_a_signed_request_event_replayed_to_the_cleanup_cron_does_not_run_it(served: Served) -> None:
+    job_id = _queued_job(served)
+    jobs = container_of(served.app).jobs
+    jobs.start(job_id)
+    with jobs.engine.begin() as conn:  # stuck for a day: the cleanup would fail it
+        conn.execute(update(JobRow.__table__).where(JobRow.__table__.c.id == job_id)  # type: ignore[attr-defined]
+                     .values(updated_at=utcnow() - timedelta(days=1)))
+
+    run = served.harness.executor.start(
+        "llm-cleanup", make_event(EVENT_GENERATE, {"job_id": job_id, "user_id": "alice"}), retries=3).finish()
+
+    assert run.status is not RunStatus.COMPLETED
+    assert served.harness.job(job_id).status is JobStatus.PROCESSING
+
+
+def test_a_failure_event_of_another_function_does_not_fail_a_job(served: Served) -> None:
+    """llm-generate's failure handler acts only on function.failed events about llm/generate.request runs."""
+    job_id = _queued_job(served)
+    container_of(served.app).jobs.start(job_id)
+    failed = make_event("inngest/function.failed", {
+        "error": {"name": "Error", "message": "boom"}, "function_id": "agentic-preview-generate",
+        "event": make_event(EVENT_PREVIEW, {"job_id": job_id, "user_id": "alice"}), "run_id": "run_x"})
+
+    run = served.harness.executor.start("llm-generate-failure", failed, retries=0).finish()
+
+    assert run.status is not RunStatus.COMPLETED
+    assert served.harness.job(job_id).status is JobStatus.PROCESSING

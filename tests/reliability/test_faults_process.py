@@ -1,9 +1,9 @@
 """A worker process killed while it streams a provider's answer into a job.
 
-The app runs under gunicorn (``agentic serve``, production mode) with the real OpenRouter repository pointed
+The app runs under ``agentic serve`` (production mode) with the real OpenRouter repository pointed
 at a loopback stand-in that streams slowly. The signed fake executor drives the run over real HTTP; while
 call-llm streams, the worker is SIGKILLed, so the executor's request dies without an answer. Inngest retries
-such a request; gunicorn has started a new worker by then. The job must complete once, with the retry's
+such a request; ``agentic serve`` has started a new worker by then. The job must complete once, with the retry's
 text only: the text the dead worker had streamed into the row is not kept in front of it.
 
 A worker that dies after call-llm saved the response, before its answer left: the retry must not pay the
@@ -80,7 +80,7 @@ def test_a_worker_killed_mid_stream_is_retried_and_the_job_completes_once(
         assert dead is not None and dead.status is JobStatus.PROCESSING and dead.response is None
         assert dead.partial_output and TEXT.startswith(dead.partial_output) and dead.partial_output != TEXT
         wait_until(lambda: (pids := server.worker_pids()) and worker not in pids, timeout=30,
-                   what="gunicorn starting a new worker")
+                   what="agentic serve starting a new worker")
         server.wait_ready()
 
         run.attempt += 1  # the request got no answer: Inngest sends it again as the next attempt

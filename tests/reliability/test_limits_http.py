@@ -1,14 +1,16 @@
-"""Size and stream limits over real sockets, against the app under gunicorn (``agentic serve``).
+"""Size and stream limits over real sockets, against the app under ``agentic serve`` (waitress).
 
-- A body announced larger than MAX_REQUEST_BYTES is refused with 413 from its Content-Length, before any of
-  it is read: the client sends the headers and a few bytes of a 10 GiB body and gets its answer at once.
-  A chunked body that keeps coming is cut off one byte past the limit, not read to its end.
+- A body announced larger than any route takes (``max(MAX_REQUEST_BYTES, MAX_INNGEST_REQUEST_BYTES)``) is
+  refused with 413 from its Content-Length, before any of it is read: the client sends the headers and a few
+  bytes of a 10 GiB body and gets its answer at once. A chunked body that keeps coming is cut off past that
+  limit, not read to its end. A body over MAX_REQUEST_BYTES but under it is read by the server (never on an
+  application thread) and refused by the app, 413 with the API's own limit.
 - Each API key may hold SSE_MAX_STREAMS_PER_KEY open event streams (429 too_many_streams beyond); a stream
   whose client vanishes, or that ends, gives its slot back.
 
 The test client versions of these are in tests/web: test_api_generate.py::test_an_oversized_body_is_413_before_parsing
 and ::test_an_oversized_chunked_body_is_413, test_api_events.py::
-test_open_streams_are_capped_per_key_and_released_on_disconnect. Here nothing is simulated: gunicorn's own
+test_open_streams_are_capped_per_key_and_released_on_disconnect. Here nothing is simulated: the server's own
 reading of the socket is what is tested.
 """
 
@@ -29,6 +31,7 @@ from agentic.store.keys import ApiKeyStore
 from tests.reliability.support import HOST, EventRecorder, ServedApp, wait_until
 
 MAX_BYTES = 4096
+SERVER_MAX_BYTES = 65_536  # MAX_INNGEST_REQUEST_BYTES, the largest body a route takes
 STREAMS_PER_KEY = 2
 HUGE = 10 * 1024**3
 
@@ -52,6 +55,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with EventRecorder() as recorder, ServedApp({
         "DATABASE_URL": url, "LLM_PROVIDER": "mock", "USE_QUEUE": "true", "INNGEST_DEV": "1",
         "INNGEST_EVENT_API_BASE_URL": recorder.url, "MAX_REQUEST_BYTES": str(MAX_BYTES),
+        "MAX_INNGEST_REQUEST_BYTES": str(SERVER_MAX_BYTES),
         "SSE_MAX_STREAMS_PER_KEY": str(STREAMS_PER_KEY), "SSE_HEARTBEAT_SECONDS": "0.2", "SSE_POLL_SECONDS": "0.05",
     }, workers=1, threads=16, cwd=folder) as server:
         server.wait_ready()
@@ -66,7 +70,10 @@ def _raw_request(port: int, head: str, body_parts: list[bytes], *, pause: float 
         started = time.monotonic()
         sock.sendall(head.encode())
         for part in body_parts:
-            sock.sendall(part)
+            try:
+                sock.sendall(part)
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server has answered and stopped reading: the rest never needed to be sent
             if pause:
                 time.sleep(pause)
         data = b""
@@ -104,8 +111,21 @@ def test_a_huge_content_length_is_refused_before_the_body_is_read(served: Served
     status, headers, problem = _status_and_json(answer)
     assert status == 413
     assert headers["content-type"] == "application/problem+json"
-    assert problem["code"] == "request_too_large" and problem["max_bytes"] == MAX_BYTES
+    assert problem["code"] == "request_too_large" and problem["max_bytes"] == SERVER_MAX_BYTES
     assert elapsed < 3  # answered from the headers: 10 GiB were never going to arrive
+    assert served.recorder.named("llm/generate.request") == []
+
+
+def test_a_body_over_the_api_limit_is_refused_with_the_apis_limit(served: Served) -> None:
+    body = b'{"model": "mock-slow-1", "messages": [{"role": "user", "content": "' + b"x" * MAX_BYTES + b'"}]}'
+    head = (f"POST /api/llm/generate HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {served.key()}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+
+    answer, _ = _raw_request(served.server.port, head, [body])
+
+    status, headers, problem = _status_and_json(answer)
+    assert status == 413 and headers["content-type"] == "application/problem+json"
+    assert problem["code"] == "request_too_large" and problem["max_bytes"] == MAX_BYTES
     assert served.recorder.named("llm/generate.request") == []
 
 
@@ -123,9 +143,9 @@ def test_an_endless_chunked_body_is_cut_off_past_the_limit(served: Served) -> No
     head = (f"POST /api/llm/generate HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: Bearer {served.key()}\r\n"
             "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
     chunk = b"x" * 1024
-    parts = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (MAX_BYTES // len(chunk) + 2)  # past the limit, never ended
+    parts = [b"%x\r\n%s\r\n" % (len(chunk), chunk)] * (SERVER_MAX_BYTES // len(chunk) + 2)  # never ended
 
-    answer, elapsed = _raw_request(served.server.port, head, parts, pause=0.01)
+    answer, elapsed = _raw_request(served.server.port, head, parts, pause=0.001)
 
     status, _, problem = _status_and_json(answer)
     assert status == 413 and problem["code"] == "request_too_large"

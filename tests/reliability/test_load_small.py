@@ -1,6 +1,6 @@
 """The load run of scripts/load at a CI size: 300 generate requests from 16 clients (half retried with their
 Idempotency-Key), then 40 SSE clients watching jobs that a fake executor drives to completion through
-/api/inngest, against ``agentic serve`` (gunicorn) on PostgreSQL with a loopback event API.
+/api/inngest, against ``agentic serve`` (waitress) on PostgreSQL with a loopback event API.
 
 It asserts the invariants, never timings: every 202 is one job row and one event (event id == job id; an id
 sent twice only for a replayed request), no 5xx, every retry returned the same job, every SSE client got

@@ -1,5 +1,5 @@
-"""Job tokens never reach a log: not gunicorn's access log (`agentic serve --access-log`, which prints
-request lines with their query strings and Referer), not werkzeug's development-server log."""
+"""Job tokens never reach a log: not the access log of `agentic serve --access-log` (tokens travel in query
+strings, Referer headers and bearer headers), not werkzeug's development-server log."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_gunicorn_access_log_masks_tokens(tmp_path: Path) -> None:
+def test_the_serve_access_log_never_prints_tokens(tmp_path: Path) -> None:
     token = JobTokens(SECRET, ttl_seconds=60).issue("job_abc", "alice")
     port = _free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "LLM_PROVIDER": "mock",
@@ -57,7 +57,6 @@ def test_gunicorn_access_log_masks_tokens(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         output = process.communicate(timeout=30)[0]
     assert "/api/jobs/job_abc" in output  # the access log was on and printed the requests
-    assert "token=[redacted]" in output
     assert token not in output and token.split(".")[1] not in output
 
 

@@ -41,7 +41,8 @@ def run_state_machine(engine: Engine) -> None:
 
         @rule()
         def complete(self) -> None:
-            self._expect(JobStatus.COMPLETED, store.complete(self.job_id, {"content": self.output}))
+            self._expect(JobStatus.COMPLETED, store.complete(self.job_id, {"content": self.output}),
+                         extra_ok=not self.cancel_requested)
 
         @rule(code=st.sampled_from(["rate_limited", "upstream_error"]))
         def fail(self, code: str) -> None:

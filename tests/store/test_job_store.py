@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import Job, JobKind, JobStatus
@@ -347,3 +348,43 @@ def test_nul_characters_from_a_provider_never_break_a_write(store: JobStore) -> 
     assert done is not None and done.status is JobStatus.COMPLETED
     assert done.partial_output == "a\ufffdb"
     assert done.response == {"content": "x\ufffdy", "nested": ["\ufffd"]}
+
+
+def test_complete_is_refused_once_cancellation_was_requested(store: JobStore) -> None:
+    """A cancel answered 202 while store-result runs must win: the completing transition checks the request."""
+    job = at(store, JobStatus.PROCESSING)
+    assert store.save_result(job.id, {"content": "the answer"})
+    assert store.request_cancel(job.id)
+
+    assert not store.complete(job.id)
+
+    assert status_of(store, job.id) is JobStatus.PROCESSING
+    assert store.cancel(job.id) and status_of(store, job.id) is JobStatus.CANCELLED
+
+
+def test_jobs_left_pending_past_the_bound_are_failed_queue_lost(store: JobStore) -> None:
+    """The worker died after inserting the row and before recording the failed send: no run will ever
+    start the job. The sweep fails it with a code instead of leaving it pending forever."""
+    long_ago = utcnow() - timedelta(days=2)
+    lost = new_job(store)
+    backdate(store, lost.id, created_at=long_ago, updated_at=long_ago)
+    waiting = new_job(store)  # a throttled queue: recent, left alone
+    old_processing = at(store, JobStatus.PROCESSING)
+    backdate(store, old_processing.id, created_at=long_ago)
+
+    failed = store.fail_lost_pending(utcnow() - timedelta(days=1))
+
+    assert failed == [lost.id]
+    job = store.get(lost.id)
+    assert job is not None and job.status is JobStatus.FAILED and job.error_code == ErrorCode.QUEUE_LOST
+    assert job.finished_at is not None and not store.start(lost.id)  # a late run cannot revive it
+    assert status_of(store, waiting.id) is JobStatus.PENDING
+    assert status_of(store, old_processing.id) is JobStatus.PROCESSING
+
+
+def test_a_database_error_does_not_carry_the_statements_parameters(store: JobStore) -> None:
+    """A failed statement's message (logged with its traceback) must not hold a prompt or a key."""
+    with pytest.raises(SQLAlchemyError) as error, store.engine.connect() as conn:
+        conn.execute(text("SELECT * FROM no_such_table WHERE x = :prompt"), {"prompt": "my secret prompt"})
+
+    assert "my secret prompt" not in str(error.value)

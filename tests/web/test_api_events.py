@@ -366,3 +366,21 @@ def test_a_cancel_ends_an_open_stream(queued_api: Api) -> None:
     assert [e.name for e in events] == ["status", "done"]
     assert events[0].json()["status"] == "cancelled"
     assert events[1].json()["cancel_requested_at"] is not None
+
+
+def test_streams_beyond_the_process_cap_are_503_with_retry_after(make_api: Callable[..., Api]) -> None:
+    """Each stream holds a server thread: past SSE_MAX_STREAMS (all keys together) a stream is refused, so
+    threads stay free for the API and for Inngest's calls."""
+    api = make_api(use_queue=True, sse_max_streams=1, sse_heartbeat_seconds=0.05)
+    alice, bob = api.container.keys.create("alice"), api.container.keys.create("bob")
+    first = open_stream(api, queue(api, alice.secret), alice.secret)
+    assert first.next() is not None
+
+    refused = api.client.get(f"/api/jobs/{queue(api, bob.secret)}/events", headers=auth(bob.secret))
+
+    assert refused.status_code == 503
+    assert refused.json["code"] == "server_busy" and refused.headers["Retry-After"]
+    first.close()
+    again = open_stream(api, queue(api, bob.secret), bob.secret)  # the slot came back
+    assert again.next() is not None
+    again.close()

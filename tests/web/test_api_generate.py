@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from agentic.domain.jobs import JobStatus
+from agentic.domain.llm import MAX_PREVIEW_CONTENT_CHARS
 from agentic.queue import EVENT_GENERATE
 from tests.web.support import OPENROUTER, SLOW_MODEL, Api, EventLog, auth, chat
 
@@ -123,6 +124,12 @@ BAD_BODIES: list[tuple[str, dict[str, Any], int, str, str | None]] = [
     ("empty messages", {"model": SLOW_MODEL, "messages": []}, 422, "validation_error", "messages"),
     ("empty content", chat("", model=SLOW_MODEL), 422, "validation_error", "messages.0.content"),
     ("nul in content", chat("a\x00b", model=SLOW_MODEL), 422, "validation_error", "messages.0.content"),
+    ("lone surrogate in content", chat("a\ud800b", model=SLOW_MODEL), 422, "validation_error",
+     "messages.0.content"),
+    ("lone surrogate, direct path", chat("\udfff", model="mock-quick"), 422, "validation_error",
+     "messages.0.content"),
+    ("lone surrogate in context", chat(model=SLOW_MODEL, context=[{"title": "t\udc80", "content": "c"}]), 422,
+     "validation_error", "context.0.title"),
     ("bad role", {"model": SLOW_MODEL, "messages": [{"role": "robot", "content": "x"}]}, 422,
      "validation_error", "messages.0.role"),
     ("only system", {"model": SLOW_MODEL, "messages": [{"role": "system", "content": "x"}]}, 422,
@@ -321,3 +328,42 @@ def test_other_upstream_failures_are_502_keeping_their_code(
     assert response.json["upstream_status"] == upstream
     assert response.headers["Content-Type"] == "application/problem+json"
     assert api.jobs_count() == 0
+
+
+@pytest.mark.parametrize("path", ["/api/llm/generate", "/api/previews"])
+@pytest.mark.parametrize("depth", [1_000, 2_000])
+def test_a_small_body_nested_deeply_is_400_invalid_json(queued_api: Api, path: str, depth: int) -> None:
+    """A 2 KB body of brackets exhausts the JSON parser's stack (RecursionError): refused, not a 500."""
+    raw = b'{"messages": ' + b"[" * depth + b"]" * depth + b"}"
+
+    response = queued_api.client.post(path, data=raw, content_type="application/json",
+                                      headers=auth(queued_api.key()))
+
+    assert response.status_code == 400
+    assert response.json["code"] == "invalid_json"
+    assert queued_api.jobs_count() == 0
+
+
+@pytest.mark.parametrize("content", ["a\ud800b", "x" * 300 + "\ud800"])  # a short preview and an AI one
+def test_a_preview_with_a_lone_surrogate_is_422(queued_api: Api, content: str) -> None:
+    response = queued_api.client.post("/api/previews", json={"title": "t", "content": content},
+                                      headers=auth(queued_api.key()))
+    assert response.status_code == 422 and response.json["field"] == "content"
+    assert queued_api.jobs_count() == 0
+
+
+def test_a_preview_near_the_content_limit_is_refused_up_front_and_one_at_the_limit_fits(
+        make_api: Callable[..., Api]) -> None:
+    """The prompt wraps the content in instructions and the title: content of 999,800 characters (under the
+    body limit) used to become a message over MAX_MESSAGE_CHARS, a 500 on the direct path."""
+    api = make_api(max_request_bytes=2_000_000)
+    secret = api.key()
+
+    near = api.client.post("/api/previews", json={"title": "t", "content": "word " * 199_960},
+                           headers=auth(secret))
+    fits = api.client.post("/api/previews", json={"title": "T" * 500, "content": "w" * MAX_PREVIEW_CONTENT_CHARS},
+                           headers=auth(secret))
+
+    assert near.status_code == 422 and near.json["field"] == "content"
+    assert fits.status_code == 200, fits.json
+    assert fits.json["used_ai"] is True

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import base64
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import JobKind, JobStatus
@@ -169,3 +172,46 @@ def test_a_preview_job_lists_with_its_kind(queued_api: Api) -> None:
     assert response.status_code == 202
     page = queued_api.client.get("/api/jobs", headers=auth(secret)).json
     assert [item["kind"] for item in page["items"]] == [JobKind.PREVIEW.value]
+
+
+def test_a_cancel_that_loses_the_race_to_completion_is_409_not_202(queued_api: Api) -> None:
+    """The job completes (store-result) between the route's read and its cancellation request: the route
+    did not stop it and must say so, not answer 202 with a job that ends completed."""
+    secret = queued_api.key()
+    job_id = queue(queued_api, secret)
+    jobs = queued_api.container.jobs
+    assert jobs.start(job_id) and jobs.save_result(job_id, {"content": "done"})
+    fired: list[bool] = []
+
+    def complete_first(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sql = " ".join(statement.split()).lower()
+        if not fired and sql.startswith("update llm_jobs set") and "cancel_requested_at=coalesce" in sql \
+                and "not in" in sql:  # request_cancel's statement, about to run
+            fired.append(jobs.complete(job_id))
+
+    event.listen(queued_api.container.engine, "before_cursor_execute", complete_first)
+    try:
+        response = queued_api.client.post(f"/api/jobs/{job_id}/cancel", headers=auth(secret))
+    finally:
+        event.remove(queued_api.container.engine, "before_cursor_execute", complete_first)
+
+    assert fired == [True]
+    assert response.status_code == 409 and response.json["job_status"] == "completed"
+    job = jobs.get(job_id)
+    assert job is not None and job.status is JobStatus.COMPLETED and job.cancel_requested_at is None
+
+
+def test_a_nul_in_a_job_id_or_cursor_is_not_found_or_invalid_on_every_database(queued_api: Api) -> None:
+    """PostgreSQL refuses a NUL in a query parameter (a 500); an id or cursor holding one names no job."""
+    secret = queued_api.key()
+    queue(queued_api, secret)
+    for method, path in (("GET", "/api/jobs/abc%00def"), ("GET", "/api/jobs/abc%00def/events"),
+                         ("POST", "/api/jobs/abc%00def/cancel")):
+        response = queued_api.client.open(path, method=method, headers=auth(secret))
+        assert response.status_code == 404, (method, path)
+        assert response.json["code"] == "job_not_found"
+    cursor = base64.urlsafe_b64encode(f"{datetime.now(UTC).isoformat()}|job_\x00x".encode()).decode()
+
+    listed = queued_api.client.get(f"/api/jobs?cursor={cursor}", headers=auth(secret))
+
+    assert listed.status_code == 422 and listed.json["field"] == "cursor"  # like any cursor it never issued

@@ -1,16 +1,16 @@
-"""agentic serve: the app under gunicorn, with the URLs and the dev-server command printed first."""
+"""agentic serve: the app under waitress worker processes, with the URLs and the dev-server command printed first."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import logging
+import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from agentic.cli.base import DEFAULT_PORT, _create_tables, _safe_url, _settings, main
 
 if TYPE_CHECKING:
-    from flask import Flask
-
     from agentic.config import Settings
 
 
@@ -21,38 +21,52 @@ if TYPE_CHECKING:
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
               help="Worker processes [default: 1 on SQLite, 2 on PostgreSQL].")
 @click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True,
-              help="Threads per worker: each open SSE stream or Inngest step holds one.")
-@click.option("--timeout", type=click.IntRange(30, 3600), default=None,
-              help="Seconds a request may run [default: the longest SSE stream or provider read, plus 60].")
+              help="Threads per worker: each request being answered holds one (an Inngest step, an SSE stream).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
-def serve(*, host: str, port: int, workers: int | None, threads: int, timeout: int | None,
-          access_log: bool) -> None:
-    """Serve the API, playground and Inngest endpoint (gunicorn).
+def serve(*, host: str, port: int, workers: int | None, threads: int, access_log: bool) -> None:
+    """Serve the API, playground and Inngest endpoint (waitress worker processes).
 
-    Runs gunicorn with threaded workers (an SSE stream or an Inngest step holds a thread).
-    Creates missing tables first, so a fresh database works at once. On Vercel no server is started:
-    `vercel deploy --prod` serves app.py (README, "Deploying to Vercel").
+    A request reaches a thread only once it has fully arrived, so slow clients hold no thread; open event
+    streams are capped (SSE_MAX_STREAMS, at most three quarters of the threads) so the API and Inngest's
+    calls always find one. Creates missing tables first, so a fresh database works at once. On Vercel no
+    server is started: `vercel deploy --prod` serves app.py (README, "Deploying to Vercel").
     """
-    from agentic.web.app import create_app
+    from agentic.server import ServerOptions, stream_cap
+    from agentic.server import serve as run_server
+    from agentic.web.app import container_of, create_app
 
     settings = _settings()
     _create_tables(settings)
+    cap = min(settings.sse_max_streams or threads, stream_cap(threads))
+    settings = settings.model_copy(update={"sse_max_streams": cap})
     app = create_app(settings)  # builds everything once, so a config error stops us here, not in a worker
 
     if workers is None:
         # SQLite serialises writers; one process (with threads) avoids lock contention between processes.
         workers = 2 if settings.is_postgres else 1
-    if timeout is None:
-        timeout = int(max(settings.sse_max_seconds, settings.provider_read_timeout, 300)) + 60
     base = f"http://{_display_host(host)}:{port}"
     for line in _serve_banner(base, settings, workers, threads):
         click.echo(line)
-    server = _gunicorn_app(app, {
-        "bind": f"{host}:{port}", "workers": workers, "worker_class": "gthread", "threads": threads,
-        "timeout": timeout, "graceful_timeout": 30, "keepalive": 5,
-        "accesslog": "-" if access_log else None, "errorlog": "-", "proc_name": "agentic",
-    })
-    server.run()
+    _log_server_to_stderr()
+    if access_log:
+        from agentic.server import access_logged
+
+        app.wsgi_app = access_logged(app.wsgi_app)  # type: ignore[method-assign]
+    options = ServerOptions(host=host, port=port, workers=workers, threads=threads,
+                            max_body_bytes=max(settings.max_request_bytes, settings.max_inngest_request_bytes))
+    # Connections opened before the fork must not be shared by the workers: drop them in each child.
+    sys.exit(run_server(app, options, after_fork=lambda: container_of(app).engine.dispose(close=False)))
+
+
+def _log_server_to_stderr() -> None:
+    """The server's own lines (start, workers, access log) at INFO; the app's loggers keep their levels."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s] [%(process)d] %(levelname)s %(name)s: %(message)s"))
+    for name in ("agentic.server", "agentic.access", "waitress"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 def _display_host(host: str) -> str:
@@ -66,7 +80,7 @@ def _serve_banner(base: str, settings: Settings, workers: int, threads: int) -> 
     mode = "dev mode" if settings.inngest_is_dev else "production mode: signed requests only"
     lines = [
         f"agentic on {base}  (database {_safe_url(settings.database_url)}, "
-        f"{workers} worker(s) x {threads} threads)",
+        f"{workers} worker(s) x {threads} threads, at most {settings.sse_max_streams} event streams each)",
         f"  API:        {base}/api   (health {base}/api/health, spec {base}/api/openapi.json)",
         f"  Playground: {base}/",
         f"  Inngest:    {inngest_url}   ({mode})",
@@ -78,26 +92,3 @@ def _serve_banner(base: str, settings: Settings, workers: int, threads: int) -> 
         lines.append("Serverless instead: `vercel deploy --prod` serves app.py with vercel.json's settings "
                      "(README: Deploying to Vercel)")
     return lines
-
-
-def _gunicorn_app(app: Flask, options: dict[str, Any]) -> Any:
-    """A gunicorn application serving ``app`` with ``options``, as ``gunicorn`` itself would from a config."""
-    from gunicorn.app.base import BaseApplication
-
-    from agentic.web.app import container_of
-
-    class AgenticServer(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for name, value in options.items():
-                if value is not None:
-                    self.cfg.set(name, value)
-            # Connections opened before the fork must not be shared by the workers: drop them in each child.
-            self.cfg.set("post_fork", lambda _server, _worker: container_of(app).engine.dispose(close=False))
-            if "control_socket_disable" in self.cfg.settings:
-                # gunicorn >= 24 opens a control socket at one fixed path in $HOME: two servers would collide.
-                self.cfg.set("control_socket_disable", True)
-
-        def load(self) -> Flask:
-            return app
-
-    return AgenticServer()

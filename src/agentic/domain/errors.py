@@ -24,7 +24,11 @@ class ErrorCode(StrEnum):
     TRUNCATED = "truncated"
     # Job-level codes: set by the service, never by a provider.
     QUEUE_UNAVAILABLE = "queue_unavailable"
-    STUCK = "stuck"  # processing without a change for STUCK_JOB_MINUTES: failed by the cleanup
+    #: failed by the cleanup: processing with no change for STUCK_JOB_MINUTES
+    STUCK = "stuck"
+    #: failed by the cleanup: still pending after PENDING_JOB_MINUTES (its event never accepted, its run never
+    #: started: say the worker died between storing the job and recording a failed send)
+    QUEUE_LOST = "queue_lost"
     FUNCTION_FAILED = "function_failed"  # the run gave up without a classified provider error
     INTERNAL = "internal"
 

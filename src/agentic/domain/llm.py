@@ -24,12 +24,20 @@ PREVIEW_MAX_CHARS = 250
 #: than ``pattern: ^[^\u0000]*$``: schema-driven generators fold a pattern into the length bounds, and a
 #: ``{1,1000000}`` quantifier is past what they can draw from, so they found no valid body at all.
 NO_NUL_SCHEMA: dict[str, Any] = {"not": {"pattern": r"\u0000"}}
+#: Preview content is sent inside a prompt (instructions and the title, up to 500 characters): it must leave
+#: room for them within one message's MAX_MESSAGE_CHARS, or a preview near the limit fails at the provider.
+MAX_PREVIEW_CONTENT_CHARS = MAX_MESSAGE_CHARS - 1_000
 
 
 def _no_nul(value: str) -> str:
-    # PostgreSQL text and JSONB cannot hold NUL; refuse it at the edge instead of failing a write later.
+    # PostgreSQL text and JSONB cannot hold NUL, and no database or provider can take a lone UTF-16
+    # surrogate ("\ud800", which JSON's \u escapes allow): refuse them at the edge, not in a failed write.
     if "\x00" in value:
         raise ValueError("must not contain NUL characters (\\u0000)")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must not contain lone UTF-16 surrogates (\\ud800-\\udfff)") from None
     return value
 
 
@@ -125,7 +133,7 @@ class PreviewRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     title: Annotated[Text, Field(min_length=1, max_length=500)]
-    content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
+    content: Annotated[Text, Field(min_length=1, max_length=MAX_PREVIEW_CONTENT_CHARS)]
 
     @property
     def needs_ai(self) -> bool:

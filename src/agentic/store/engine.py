@@ -19,7 +19,8 @@ def create_db_engine(
     """Build the engine for ``url``. ``serverless`` drops pooling: each request opens its own connection."""
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+    # hide_parameters: a database error's message (logged with its traceback) must not carry prompts or keys.
+    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True, "hide_parameters": True}
     if serverless:
         kwargs["poolclass"] = NullPool
     else:
@@ -32,6 +33,7 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
     engine = create_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         poolclass=StaticPool if in_memory else None,
     )

@@ -106,6 +106,8 @@ class JobStore:
 
     def get(self, job_id: str, *, user_id: str | None = None) -> Job | None:
         """The job, or None. With ``user_id``, another user's job is None too (no existence leak)."""
+        if "\x00" in job_id:  # no id holds one; PostgreSQL would refuse the query rather than find nothing
+            return None
         with self._single.connect() as conn:
             return self._get(conn, job_id, user_id=user_id)
 
@@ -156,7 +158,8 @@ class JobStore:
                  ) -> Job | None:
         """processing -> completed (with the response, unless ``save_result`` stored it already).
 
-        A cancelled or failed job stays as it is: the update applies only to a processing row.
+        A cancelled or failed job stays as it is: the update applies only to a processing row, and never to
+        one whose cancellation was requested (that request was answered 202: the job must end cancelled).
         """
         values: dict[str, Any] = {"finished_at": utcnow(), "error_code": None, "error_message": None}
         if response is not None:
@@ -164,7 +167,7 @@ class JobStore:
         if usage is not None:
             values.update(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                           total_tokens=usage.total_tokens)
-        return self._transition(job_id, JobStatus.COMPLETED, values)
+        return self._transition(job_id, JobStatus.COMPLETED, values, extra_where=_T.c.cancel_requested_at.is_(None))
 
     def fail(self, job_id: str, code: ErrorCode, message: str, *, release_idempotency_key: bool = False
              ) -> Job | None:
@@ -275,6 +278,18 @@ class JobStore:
             update(_T)
             .where(_T.c.status == JobStatus.PROCESSING.value, _T.c.updated_at < older_than)
             .values(status=JobStatus.FAILED.value, error_code=ErrorCode.STUCK.value, error_message=message,
+                    finished_at=now, updated_at=now)
+        )
+        return self._write_all(stmt)
+
+    def fail_lost_pending(self, older_than: datetime) -> list[Job]:
+        """Fail jobs still ``pending`` since before ``older_than`` (no run ever started them); the rows written."""
+        now = utcnow()
+        stmt = (
+            update(_T)
+            .where(_T.c.status == JobStatus.PENDING.value, _T.c.created_at < older_than)
+            .values(status=JobStatus.FAILED.value, error_code=ErrorCode.QUEUE_LOST.value,
+                    error_message="the job was never started: its event was not accepted or its run was lost",
                     finished_at=now, updated_at=now)
         )
         return self._write_all(stmt)

@@ -45,7 +45,7 @@ from agentic.web.schemas import (
     QueuedJobAnswer,
     QueueHealth,
 )
-from agentic.web.sse import StreamPosition, StreamSettings, job_events
+from agentic.web.sse import StreamPosition, StreamSettings, StreamsFull, job_events
 from agentic.web.state import STATE_KEY, ApiState, api_state
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 JSON_MIME = "application/json"
 DEFAULT_PAGE_SIZE = 20
 _INTEGER = re.compile(r"-?[0-9]+")
+#: A stream refused at the process-wide cap: seconds the client should wait before trying again.
+STREAMS_RETRY_AFTER_SECONDS = 5
 
 api = Blueprint("api", __name__, url_prefix="/api")
 
@@ -203,7 +205,14 @@ def job_stream(job_id: str) -> Response:
     resume = StreamPosition.parse(request.headers.get("Last-Event-ID") or request.args.get("last_event_id"))
     if resume is not None and resume.finished and job.is_terminal:
         return Response(status=204)  # the client saw `done`: 204 stops EventSource from reconnecting
-    slot = state.limiter.acquire(stream_key)
+    try:
+        slot = state.limiter.acquire(stream_key)
+    except StreamsFull as full:
+        # Every stream holds a server thread: past the cap, a stream would take the threads the API and
+        # Inngest's step calls need. The client retries (EventSource reconnects by itself).
+        raise ApiProblem(503, "server_busy", f"the server already holds {full.total} open event streams; "
+                         "retry shortly", headers={"Retry-After": str(STREAMS_RETRY_AFTER_SECONDS)},
+                         extra={"limit": full.total}) from None
     if slot is None:
         limit = container.settings.sse_max_streams_per_key
         raise ApiProblem(429, "too_many_streams",

@@ -6,20 +6,17 @@ cheap; everything that talks to the outside is built on first use.
 
 from __future__ import annotations
 
-import time
-
 import inngest.flask
 from flask import Flask, Response, request
 
 from agentic.bootstrap import Container, build_container, inngest_functions
 from agentic.config import Settings, load_settings
+from agentic.web.inngest_guard import SIGNATURE_HEADER, SYNC_KIND_HEADER, is_in_band_sync, signature_problem
 from agentic.web.tokens import install_log_redaction
 
 CONTAINER_KEY = "agentic.container"
 INNGEST_ENDPOINT = "inngest_api"
-#: Inngest's calls carry the run's step state (Inngest caps it at 32 MiB and hosts cap bodies lower);
-#: the API's MAX_REQUEST_BYTES must not cut them off.
-INNGEST_MAX_REQUEST_BYTES = 32 * 1024 * 1024
+_UNAUTHORIZED = '{"message":"Unauthorized"}'
 
 
 def create_app(settings: Settings | None = None, *, container: Container | None = None) -> Flask:
@@ -33,10 +30,24 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
 
     @app.before_request
     def _inngest_guard() -> Response | None:
-        if request.endpoint == INNGEST_ENDPOINT:
-            request.max_content_length = max(INNGEST_MAX_REQUEST_BYTES, settings.max_request_bytes)
-            if not settings.inngest_is_dev and stale_signature(request.headers.get("X-Inngest-Signature")):
-                return Response('{"message":"Unauthorized"}', status=401, mimetype="application/json")
+        # Runs before anything reads the body: in production an unsigned, malformed or stale call costs no
+        # more than an API request (the SDK would parse the whole body before checking the HMAC).
+        if request.endpoint != INNGEST_ENDPOINT:
+            return None
+        # Inngest's calls carry the run's step state: bounded by its own setting, not MAX_REQUEST_BYTES.
+        request.max_content_length = settings.max_inngest_request_bytes
+        if settings.inngest_is_dev:
+            return None
+        if signature_problem(request.headers.get(SIGNATURE_HEADER)) is not None:
+            return Response(_UNAUTHORIZED, status=401, mimetype="application/json")
+        if (request.method == "PUT" and settings.inngest_serve_origin is None
+                and not is_in_band_sync(request.headers.get(SYNC_KIND_HEADER))):
+            # An out-of-band sync registers the URL the request came in on: a forged Host would move our
+            # functions elsewhere. Production registers only a pinned origin (or the signed in-band URL).
+            return Response('{"message":"out-of-band sync needs INNGEST_SERVE_ORIGIN in production"}',
+                            status=403, mimetype="application/json")
+        if request.content_length is not None and request.content_length > settings.max_inngest_request_bytes:
+            return Response('{"message":"request body too large"}', status=413, mimetype="application/json")
         return None
 
     from agentic.web.api import register_api
@@ -48,27 +59,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     register_mock_gateway(app, settings)  # mock mode only: the offline provider for offloaded calls
     # Only Inngest's signed syncs may register the app: an unsigned PUT would register it at the URL the
     # request names, signed with our key. Dev mode is unaffected (the dev server does not sign).
-    inngest.flask.serve(app, container.inngest, inngest_functions(container), enable_unauthed_sync=False)
+    inngest.flask.serve(app, container.inngest, inngest_functions(container), enable_unauthed_sync=False,
+                        serve_origin=settings.inngest_serve_origin)
     return app
-
-
-#: The Python SDK does not check a signature's age; we refuse one older (or newer) than this, so a captured
-#: signed request cannot be replayed later.
-SIGNATURE_MAX_AGE_SECONDS = 300
-
-
-def stale_signature(header: str | None) -> bool:
-    """True when a signature header has no readable ``t=`` or one further than 5 minutes from now.
-
-    An absent header is left to the SDK (it answers 401 in production)."""
-    if not header:
-        return False
-    parts = dict(part.split("=", 1) for part in header.split("&") if "=" in part)
-    try:
-        signed_at = int(parts["t"])
-    except (KeyError, ValueError):
-        return True
-    return abs(time.time() - signed_at) > SIGNATURE_MAX_AGE_SECONDS
 
 
 def container_of(app: Flask) -> Container:

@@ -49,6 +49,8 @@ def read_json(model: type[M], *, max_bytes: int) -> M:
         payload = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, "invalid_json", f"the body is not valid JSON: {_json_reason(exc)}") from None
+    except RecursionError:  # a few KB of [[[[… exhaust the parser's stack: refuse it, do not crash
+        raise ApiProblem(400, "invalid_json", "the body is nested too deeply") from None
     try:
         return model.model_validate(payload, strict=True)
     except ValidationError as exc:

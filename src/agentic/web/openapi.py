@@ -244,6 +244,8 @@ def build_openapi() -> dict[str, Any]:
                 **_errors(401, 404),
                 "429": {**_problem(429, "Too many open streams for this API key (too_many_streams)"),
                         "headers": retry_after},
+                "503": {**_problem(503, "The server holds SSE_MAX_STREAMS streams (server_busy)"),
+                        "headers": retry_after},
             },
         }},
         "/api/health": {"get": {

@@ -205,6 +205,14 @@ def job_events(
         on_close()
 
 
+class StreamsFull(Exception):
+    """The process already holds its cap of open streams (``SSE_MAX_STREAMS``)."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(f"{total} event streams are open")
+        self.total = total
+
+
 class StreamSlot:
     """One open stream counted against a key; releasing twice is harmless."""
 
@@ -223,19 +231,27 @@ class StreamSlot:
 
 
 class StreamLimiter:
-    """Caps concurrent streams per API key in this process (each serverless instance counts its own)."""
+    """Caps concurrent streams per API key, and in all, in this process (each serverless instance counts its
+    own). Each open stream holds a server thread: the process-wide cap keeps threads free for the API and
+    for Inngest's calls to /api/inngest, which running jobs need."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, total: int | None = None) -> None:
         self.limit = limit
+        self.total = total
         self._counts: dict[str, int] = {}
+        self._open = 0
         self._lock = threading.Lock()
 
     def acquire(self, key: str) -> StreamSlot | None:
+        """A slot, or None when the key is at its limit ; raises StreamsFull at the process-wide cap."""
         with self._lock:
             count = self._counts.get(key, 0)
             if count >= self.limit:
                 return None
+            if self.total is not None and self._open >= self.total:
+                raise StreamsFull(self.total)
             self._counts[key] = count + 1
+            self._open += 1
         return StreamSlot(self, key)
 
     def open_streams(self, key: str) -> int:
@@ -244,6 +260,7 @@ class StreamLimiter:
 
     def _release(self, key: str) -> None:
         with self._lock:
+            self._open -= 1
             count = self._counts.get(key, 0) - 1
             if count > 0:
                 self._counts[key] = count
@@ -252,4 +269,4 @@ class StreamLimiter:
 
 
 __all__ = ["DONE", "EVENT_DATA", "EVENT_ID_PATTERN", "StreamLimiter", "StreamPosition", "StreamSettings",
-           "StreamSlot", "job_events"]
+           "StreamSlot", "StreamsFull", "job_events"]

@@ -22,7 +22,8 @@ STATE_KEY = "agentic.api"
 class ApiState:
     def __init__(self, container: Container) -> None:
         self.container = container
-        self.limiter = StreamLimiter(container.settings.sse_max_streams_per_key)
+        self.limiter = StreamLimiter(container.settings.sse_max_streams_per_key,
+                                     container.settings.sse_max_streams)
         self._lock = threading.Lock()
         self._watcher: JobWatcher | None = None
         self._openapi: dict[str, Any] | None = None

@@ -106,8 +106,9 @@ class TokenRedactingFilter(logging.Filter):
         return True
 
 
-#: The loggers that print request lines: werkzeug's development server and gunicorn's access log.
-ACCESS_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error")
+#: The loggers that print request lines: werkzeug's development server, `agentic serve --access-log`
+#: (which logs no query string at all) and waitress's own messages.
+ACCESS_LOGGERS = ("werkzeug", "agentic.access", "waitress")
 
 
 def install_log_redaction() -> None:
