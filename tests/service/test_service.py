@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+import sys
 from typing import Any
 
 import httpx
@@ -34,6 +36,13 @@ from agentic.store.jobs import JobStore
 EVENT_API = "http://inngest.test"
 
 
+@pytest.fixture(autouse=True)
+def _own_event_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test talks to an event API host of its own: the SDK retries a failed send in the background after
+    our timeout, and such a late retry from an earlier test must not land on this test's route."""
+    monkeypatch.setattr(sys.modules[__name__], "EVENT_API", f"http://inngest-{secrets.token_hex(4)}.test")
+
+
 def service(store: JobStore, *, use_queue: bool) -> Any:
     settings = load_settings(use_queue=use_queue, slow_models="*-slow*", quick_models="*-quick*",
                              preview_model="mock-preview")
@@ -48,7 +57,7 @@ def ask(model: str, *history: str) -> LLMRequest:
 
 
 @pytest.fixture
-def event_api() -> Any:
+def event_api(_own_event_api: None) -> Any:
     with respx.mock(assert_all_called=False) as router:
         yield router.post(url__startswith=EVENT_API).mock(return_value=httpx.Response(200, json={"ids": ["e"]}))
 
