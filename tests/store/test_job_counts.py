@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, func, select, text, update
 from sqlmodel import SQLModel
 
+from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import JobKind
 from agentic.store.counts import SLOTS, TRIGGERS
 from agentic.store.engine import create_db_engine, init_db
@@ -51,15 +52,15 @@ def test_counts_follow_every_transition(store: JobStore) -> None:
     assert store.start(ids[0]) and store.start(ids[1]) and store.start(ids[2]) and store.start(preview)
     assert store.counts_by_status() == truth(engine)
     assert store.complete(ids[0], {"content": "done"})
-    assert store.fail(ids[1], "x", "boom")            # processing -> failed
-    assert store.fail(ids[3], "x", "boom")            # pending -> failed
+    assert store.fail(ids[1], ErrorCode.INTERNAL, "boom")            # processing -> failed
+    assert store.fail(ids[3], ErrorCode.INTERNAL, "boom")            # pending -> failed
     assert store.cancel(ids[2])                       # processing -> cancelled
     assert store.cancel(ids[4])                       # pending -> cancelled
     assert store.counts_by_status() == truth(engine)
 
     # Writes that change no status change no count; refused transitions neither.
     assert store.append_progress(preview, "some text")
-    assert store.note_error(preview, "x", "retrying")
+    assert store.note_error(preview, ErrorCode.INTERNAL, "retrying")
     assert store.record_attempt(preview)
     assert store.request_cancel(ids[5])
     assert not store.complete(ids[3], {"content": "late"})
@@ -70,7 +71,7 @@ def test_counts_follow_every_transition(store: JobStore) -> None:
 
     # The stuck-job sweep fails many rows in one statement.
     backdate(store, preview, updated_at=utcnow() - timedelta(hours=2))
-    assert store.fail_stuck(utcnow() - timedelta(hours=1)) == [preview]
+    assert [job.id for job in store.fail_stuck(utcnow() - timedelta(hours=1))] == [preview]
     assert store.counts_by_status() == truth(engine)
     assert store.counts_by_status()[("preview", "failed")] == 1
 
@@ -98,7 +99,7 @@ def test_cleanup_deletions_take_finished_jobs_out_of_the_counts(store: JobStore)
         if index % 3 == 0:
             store.complete(job_id, {"content": "ok"})
         elif index % 3 == 1:
-            store.fail(job_id, "x", "boom")
+            store.fail(job_id, ErrorCode.INTERNAL, "boom")
         else:
             store.cancel(job_id)
         finished.append(job_id)
@@ -132,7 +133,7 @@ def test_racing_writers_keep_the_counts_exact(store: JobStore) -> None:
             elif action == 2:
                 store.cancel(job_id)
             elif action == 3:
-                store.fail(job_id, "x", "boom")
+                store.fail(job_id, ErrorCode.INTERNAL, "boom")
             elif action == 4:
                 store.append_progress(job_id, "t")
             elif action == 5:

@@ -374,7 +374,7 @@ def test_jobs_left_pending_past_the_bound_are_failed_queue_lost(store: JobStore)
 
     failed = store.fail_lost_pending(utcnow() - timedelta(days=1))
 
-    assert failed == [lost.id]
+    assert [job.id for job in failed] == [lost.id]
     job = store.get(lost.id)
     assert job is not None and job.status is JobStatus.FAILED and job.error_code == ErrorCode.QUEUE_LOST
     assert job.finished_at is not None and not store.start(lost.id)  # a late run cannot revive it
