@@ -19,7 +19,8 @@ from pydantic import ValidationError
 
 from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import Job, JobStatus
-from agentic.generation import Call, Generation, RequestT, ResultT
+from agentic.domain.llm import LLMResponse
+from agentic.generation import Ready, RequestT, ResultT
 from agentic.kinds import JobKindSpec
 from agentic.metrics import Metrics
 from agentic.providers.base import LLMProvider
@@ -165,22 +166,25 @@ class JobRunner:
     # ---- the provider step (call-llm, generate-preview, ...) --------------------------------------------
 
     def call(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, attempt: int = 0) -> Called:
-        """Run the kind's handler, streaming into the row; the result is saved there, not returned."""
+        """Run the kind's model call, streaming into the row; the result is saved there, not returned."""
         job = self._prepare_attempt(job_id, attempt)
         if not isinstance(job, Job):
             return job
         request = _stored_request(spec, job)
+        prompt = spec.handler.prompt(request, job.model or "")
+        if isinstance(prompt, Ready):
+            return self._save(spec, job, prompt.result, None)
         progress = ProgressWriter(self.store, job.id, self.progress_interval)
         watch = CancelWatch(self.store, job.id, self.progress_interval)
         try:
-            generation = spec.handler(Call(self.llm, request, job.model or "", progress.add, watch))
+            answer = self.llm.generate(prompt, on_delta=progress.add, should_cancel=watch)
         except LLMError as exc:
             self.metrics.provider_error(exc.provider, exc.code.value)
             self.store.note_error(job.id, exc.code, exc.message)
             raise
         finally:
             progress.flush()
-        return self._save(job, generation)
+        return self._save(spec, job, spec.handler.result(request, answer), answer)
 
     # ---- store-result / notify-client / failure ---------------------------------------------------
 
@@ -281,24 +285,26 @@ class JobRunner:
         self._record_finished(cancelled)
         return cancelled.status.value
 
-    def _save(self, job: Job, generation: Generation[ResultT]) -> Called:
-        response = generation.result.model_dump(mode="json")
-        llm = generation.llm
-        if generation.cancelled:
+    def _save(self, spec: JobKindSpec[RequestT, ResultT], job: Job, result: ResultT, answer: LLMResponse | None
+              ) -> Called:
+        """Save the result on the row (``answer`` is the model's, None when no model was called); a stopped
+        answer cancels the job, keeping what was streamed."""
+        response = result.model_dump(mode="json")
+        if answer is not None and answer.finish_reason == "cancelled":
             cancelled = self.store.cancel(job.id, response=response)
             if cancelled is None:
                 # Cancelled meanwhile by llm-cancel: keep what this run streamed before stopping.
-                self.store.finalize_cancelled(job.id, response, generation.text)
+                self.store.finalize_cancelled(job.id, response, spec.text(result))
                 return {"outcome": "cancelled", "status": _status(self.store.get(job.id))}
             self._record_finished(cancelled)
             return {"outcome": "cancelled", "status": cancelled.status.value}
-        usage = llm.usage if llm is not None else None
+        usage = answer.usage if answer is not None else None
         if not self.store.save_result(job.id, response, usage):
             return {"outcome": "skipped", "status": _status(self.store.get(job.id))}
-        if llm is not None:
-            self.metrics.tokens_used(llm.model, llm.usage.prompt_tokens, llm.usage.completion_tokens)
-        return {"outcome": "generated", "finish_reason": llm.finish_reason if llm else "stop",
-                "completion_tokens": llm.usage.completion_tokens if llm else 0}
+        if answer is not None:
+            self.metrics.tokens_used(answer.model, answer.usage.prompt_tokens, answer.usage.completion_tokens)
+        return {"outcome": "generated", "finish_reason": answer.finish_reason if answer else "stop",
+                "completion_tokens": answer.usage.completion_tokens if answer else 0}
 
     def _record_finished(self, job: Job) -> None:
         seconds = (job.finished_at - job.started_at).total_seconds() \

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from agentic.config import Settings
 from agentic.domain.jobs import Job, JobAlreadyFinished, JobNotFound, JobStatus
 from agentic.domain.llm import ContextDocument, LLMRequest, LLMResponse, Message, PreviewRequest, PreviewResult
-from agentic.generation import Call, RequestT, ResultT
+from agentic.generation import RequestT, ResultT
 from agentic.jobqueue import JobQueue, QueuedJob
 from agentic.kinds import GENERATE, PREVIEW, JobKindSpec
 from agentic.providers.base import LLMProvider
@@ -81,7 +81,7 @@ class AgenticService:
         model = spec.model(request, self.settings)
         if spec.route(request, self.routing).route is Route.QUEUE:
             return self.queue.enqueue(spec, request, model=model, user_id=user_id, idempotency_key=idempotency_key)
-        return spec.handler(Call(self.llm, request, model)).result
+        return spec.handler.run(self.llm, request, model)
 
     def generate(
         self, request: LLMRequest, *, user_id: str, context: Sequence[ContextDocument] = (),

@@ -347,3 +347,13 @@ def test_nul_characters_from_a_provider_never_break_a_write(store: JobStore) -> 
     assert done is not None and done.status is JobStatus.COMPLETED
     assert done.partial_output == "a\ufffdb"
     assert done.response == {"content": "x\ufffdy", "nested": ["\ufffd"]}
+
+
+def test_truncating_progress_keeps_the_first_characters(store: JobStore) -> None:
+    job = at(store, JobStatus.PROCESSING)
+    store.append_progress(job.id, "héllo wörld ✓")
+    assert store.truncate_progress(job.id, 7)
+    assert status_of(store, job.id) is JobStatus.PROCESSING
+    current = store.get(job.id)
+    assert current is not None and current.partial_output == "héllo w"  # characters, not bytes
+    assert not store.truncate_progress(job.id, 7)  # nothing beyond: nothing written

@@ -187,8 +187,10 @@ class DeltaEvent(BaseModel):
 
 
 class ResetEvent(BaseModel):
-    """SSE ``event: reset``: discard the partial text received so far (a retried attempt starts over)."""
+    """SSE ``event: reset``: keep the first ``offset`` characters of the partial text received so far and
+    drop the rest (a retried attempt starts over from there; 0 drops everything)."""
 
+    offset: int = Field(ge=0, description="characters (code points) of the received text to keep")
     attempts: int
 
 

@@ -5,7 +5,9 @@ Events, in order of what happened to the job:
 - ``status``  data ``{"status", "attempts", "updated_at"}``: the job's status changed (the first event always
   says where it stands);
 - ``delta``   data ``{"text"}``: partial output to append to what the client has;
-- ``reset``   data ``{"attempts"}``: drop the partial text received so far, a retried attempt starts over;
+- ``reset``   data ``{"offset", "attempts"}``: keep only the first ``offset`` characters of the partial text
+  received so far (a retried attempt, or a retried segment of a long answer, starts over from there; 0 drops
+  everything);
 - ``done``    data: the whole job view (as GET /api/jobs/<id>); the last event, then the stream closes.
 
 Comment lines (``: keep-alive``) go out every ``heartbeat`` seconds of silence, so proxies keep the
@@ -17,8 +19,9 @@ has seen once it processed that event: the last status it was told, the attempt 
 it holds, and how many characters (code points) of that text it has. On reconnect, ``Last-Event-ID`` lets
 the server send only the difference: no status event unless the status changed, a delta starting at
 ``offset``, and a ``reset`` first if the text it holds belongs to an earlier attempt (or is longer than the
-current text). The ``done`` event's id starts with ``done``; reconnecting with it answers 204 No Content,
-which tells EventSource to stop reconnecting. An id that does not parse is treated as no id (full replay).
+current text); a resumed client's text is unknown, so that reset drops everything (``offset`` 0). The
+``done`` event's id starts with ``done``; reconnecting with it answers 204 No Content, which tells
+EventSource to stop reconnecting. An id that does not parse is treated as no id (full replay).
 """
 
 from __future__ import annotations
@@ -119,14 +122,33 @@ class _Tracker:
             same = job.attempts == self.attempts and self.offset <= len(text)
             self.delivered = text[: self.offset] if same else None
         if self.delivered is None or not text.startswith(self.delivered):
-            self.attempts, self.offset, self.delivered = job.attempts, 0, ""
-            yield format_event("reset", json.dumps(dump(ResetEvent(attempts=job.attempts))), self.position())
+            # Keep what the client holds that the current text still starts with (the committed segments of
+            # a long answer survive a retried segment); with nothing known, drop everything (offset 0).
+            keep = _common_prefix(self.delivered, text) if self.delivered is not None else 0
+            self.attempts, self.offset, self.delivered = job.attempts, keep, text[:keep]
+            reset = ResetEvent(offset=keep, attempts=job.attempts)
+            yield format_event("reset", json.dumps(dump(reset)), self.position())
         self.attempts = job.attempts
         if len(text) > self.offset:
             delta = text[self.offset:]
             self.offset, self.delivered = len(text), text
             yield format_event("delta", json.dumps(dump(DeltaEvent(text=delta)), ensure_ascii=False),
                                self.position())
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share."""
+    limit = min(len(a), len(b))
+    if a[:limit] == b[:limit]:
+        return limit
+    low, high = 0, limit  # a[:low] == b[:low] and a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 @dataclass(frozen=True)

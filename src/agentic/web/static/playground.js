@@ -93,11 +93,11 @@
     if (stick) el.output.scrollTop = el.output.scrollHeight;
   }
 
-  /* A retried attempt starts its text over: the text so far belongs to a failed attempt. */
-  function resetText(r, attempts) {
+  /* A retried attempt starts over from `offset` (code points): the rest belongs to a failed attempt. */
+  function resetText(r, offset, attempts) {
     if (run !== r) return;
-    r.text = "";
-    r.node.data = "";
+    r.text = Array.from(r.text).slice(0, offset || 0).join("");
+    r.node.data = r.text;
     if (attempts) {
       const item = document.createElement("li");
       item.dataset.status = "retry";
@@ -336,7 +336,7 @@
     }
     if (ev.event === "status") setStatus(r, data.status);
     else if (ev.event === "delta") appendText(r, data.text || "");
-    else if (ev.event === "reset") resetText(r, data.attempts);
+    else if (ev.event === "reset") resetText(r, data.offset, data.attempts);
     else if (ev.event === "done") return data;
     return null;
   }
