@@ -54,6 +54,16 @@ class Settings(BaseSettings):
     mock_latency_ms: int = Field(0, ge=0)
     mock_tokens_per_second: float = Field(0.0, ge=0, description="0 streams as fast as possible")
 
+    # Long calls (see agentic.providers.longcalls)
+    step_time_budget_seconds: float = Field(
+        240.0, ge=1, description="longest a provider call streams inside one step before it pauses to continue")
+    max_continuations: int = Field(
+        40, ge=1, le=500, description="continuation segments allowed per call (bounded far under 1,000 steps)")
+    offload_models: CommaList = [
+        "openai/*", "o1*", "o3*", "o4*", "gpt-*", "*-r1*", "*/deepseek-reasoner*", "*thinking*", "*/qwq*",
+        "mock-offload*",
+    ]
+
     # Jobs
     job_retention_days: int = Field(7, ge=1)
     cleanup_batch_size: int = Field(1000, ge=1, le=100_000)
@@ -88,7 +98,7 @@ class Settings(BaseSettings):
     inngest_base_url: AnyHttpUrl | None = None
     inngest_event_api_base_url: AnyHttpUrl | None = None
 
-    @field_validator("quick_models", "slow_models", mode="before")
+    @field_validator("quick_models", "slow_models", "offload_models", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

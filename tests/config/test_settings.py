@@ -94,3 +94,19 @@ def test_inngest_dev_is_read_as_the_sdk_reads_it(monkeypatch: pytest.MonkeyPatch
 def test_a_well_formed_signing_key_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INNGEST_SIGNING_KEY", "signkey-branch-0123456789abcdefABCDEF")
     assert load_settings().inngest_signing_key is not None
+
+
+def test_long_call_settings_defaults_and_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert s.step_time_budget_seconds == 240 and s.max_continuations == 40
+    assert "openai/*" in s.offload_models and "mock-offload*" in s.offload_models
+    monkeypatch.setenv("STEP_TIME_BUDGET_SECONDS", "1")
+    monkeypatch.setenv("OFFLOAD_MODELS", "openai/o3*, deepseek/deepseek-r1")
+    s = load_settings()
+    assert s.step_time_budget_seconds == 1 and s.offload_models == ["openai/o3*", "deepseek/deepseek-r1"]
+    for variable, bad in (("STEP_TIME_BUDGET_SECONDS", "0.5"), ("MAX_CONTINUATIONS", "0"),
+                          ("MAX_CONTINUATIONS", "501")):
+        monkeypatch.setenv(variable, bad)
+        with pytest.raises(ConfigError, match=variable):
+            load_settings()
+        monkeypatch.delenv(variable)

@@ -4,6 +4,10 @@ It speaks the SDK's HTTP protocol (reference §8): each request POSTs the event,
 ``ctx``, signed with the signing key; a 206 answer lists step ops to memoise (``StepRun``, ``StepFailed``,
 ``Sleep``), to target next (``StepPlanned``) or to retry (``StepError``); 200 ends the run with its output;
 500 is a function-level error, retried unless it says ``x-inngest-no-retry`` or attempts are exhausted.
+``AIGateway`` ops (``step.ai.infer``) are performed as the Inngest server does (``handleGeneratorAIGateway``):
+the op's body is POSTed with httpx (so respx routes, or a WSGI transport to the app, answer it) and the
+provider's JSON memoised as ``{"data": …}``; a failure is retried while attempts remain, then memoised as the
+server's ``AIGatewayError``.
 
 Use it step by step (``Run.advance``) to inspect the database between steps, or to the end (``Run.finish``).
 A failed run can be handed to the function's ``-failure`` handler (``Run.failure_event``), as Inngest does.
@@ -11,6 +15,7 @@ A failed run can be handed to the function's ``-failure`` handler (``Run.failure
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -23,6 +28,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import jcs
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -41,6 +47,7 @@ class Op(StrEnum):
     SLEEP = "Sleep"
     WAIT_FOR_EVENT = "WaitForEvent"
     INVOKE = "InvokeFunction"
+    AI_GATEWAY = "AIGateway"
 
 
 class RunStatus(StrEnum):
@@ -97,6 +104,18 @@ class Call:
 
 
 @dataclass
+class GatewayCall:
+    """One provider request the fake server made for an ``AIGateway`` op, and its outcome."""
+
+    attempt: int
+    url: str
+    headers: dict[str, str]
+    body: Any
+    status: int | None  # None: no answer (a network error)
+    response: Any
+
+
+@dataclass
 class Run:
     """One function run, as the executor keeps it: memoised steps, the stack, the attempt counter."""
 
@@ -115,6 +134,7 @@ class Run:
     output: Any = None
     error: dict[str, Any] | None = None
     calls: list[Call] = field(default_factory=list)
+    gateway_calls: list[GatewayCall] = field(default_factory=list)
 
     # ---- driving --------------------------------------------------------------------------------
 
@@ -187,8 +207,42 @@ class Run:
                 self._memoise(step, None)
             elif kind in (Op.WAIT_FOR_EVENT, Op.INVOKE):
                 self._memoise(step, self.stubs[op.get("displayName") or op["name"]])
+            elif kind == Op.AI_GATEWAY:
+                self._ai_gateway(step, op.get("opts") or {})
             else:
                 raise AssertionError(f"unexpected op {kind!r}")
+
+    def _ai_gateway(self, step: str, opts: Mapping[str, Any]) -> None:
+        """POST the op's body as the server does; memoise the JSON, or retry / memoise the failure."""
+        headers = {"content-type": "application/json"}
+        if opts.get("format") == "anthropic":
+            headers["x-api-key"] = str(opts.get("auth_key", ""))
+        else:
+            headers["Authorization"] = f"Bearer {opts.get('auth_key', '')}"
+        headers.update(opts.get("headers") or {})
+        url, body = str(opts["url"]), opts.get("body")
+        try:
+            answer = self.executor.gateway().post(url, content=json.dumps(body).encode(), headers=headers)
+        except httpx.RequestError as exc:
+            failure: tuple[str, str] | None = (f"Error making AI request: {exc}", "")
+            status, raw = None, b""
+        else:
+            status, raw = answer.status_code, answer.content
+            failure = None if status <= 299 else (
+                f"Error making AI request: unsuccessful status code: {status}", raw.decode(errors="replace"))
+        self.gateway_calls.append(GatewayCall(self.attempt, url, headers, body, status, raw))
+        if failure is None:
+            self._memoise(step, {"data": json.loads(raw)})
+            return
+        if self.attempt + 1 < self.max_attempts:
+            self.attempt += 1  # the server retries the call like a failed step (same request, next attempt)
+            return
+        message, text = failure
+        text = text or '{"error":"Error making AI request"}'
+        error: dict[str, Any] = {"name": "AIGatewayError", "message": message, "stack": text}
+        with contextlib.suppress(ValueError):
+            error["data"] = json.loads(text)
+        self._memoise(step, {"error": error})
 
     def _memoise(self, step: str, memo: Any) -> None:
         self.steps[step] = memo
@@ -207,10 +261,21 @@ class Run:
 class FakeExecutor:
     """Sends signed executor requests to the app's Inngest endpoint."""
 
-    def __init__(self, client: FlaskClient, signing_key: str | None, *, path: str = SERVE_PATH) -> None:
+    def __init__(self, client: FlaskClient, signing_key: str | None, *, path: str = SERVE_PATH,
+                 gateway_transport: httpx.BaseTransport | None = None) -> None:
+        """``gateway_transport``: where ``AIGateway`` requests go (default: the network, i.e. respx routes;
+        ``httpx.WSGITransport(app=…)`` sends them to a Flask app in-process, e.g. the mock's own route)."""
         self.client = client
         self.signing_key = signing_key
         self.path = path
+        self._gateway_transport = gateway_transport
+        self._gateway: httpx.Client | None = None
+
+    def gateway(self) -> httpx.Client:
+        """The HTTP client the fake server makes provider calls with."""
+        if self._gateway is None:
+            self._gateway = httpx.Client(transport=self._gateway_transport, timeout=30)
+        return self._gateway
 
     def post(self, fn_id: str, payload: Mapping[str, Any], *, step_id: str | None = None,
              signing_key: str | None = None, sign: bool = True) -> TestResponse:

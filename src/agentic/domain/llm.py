@@ -10,8 +10,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 Role = Literal["system", "user", "assistant"]
 
-#: Normalised across providers; ``cancelled`` and ``truncated`` are ours (stopped early / stream cut).
-FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "cancelled", "truncated"]
+#: Normalised across providers; ``cancelled`` and ``truncated`` are ours (stopped early / stream cut), and so
+#: is ``paused``: the step's time budget ran out mid-stream and the answer is to be continued in the next step.
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error", "cancelled", "truncated",
+                       "paused"]
 
 MAX_MESSAGES = 500
 MAX_MESSAGE_CHARS = 1_000_000

@@ -18,7 +18,9 @@ class LLMProvider(Protocol):
 
     Raises :class:`agentic.domain.errors.LLMError` for every failure. When ``should_cancel`` says stop,
     the upstream connection is closed at once and the partial text is returned with
-    ``finish_reason="cancelled"``.
+    ``finish_reason="cancelled"``. When the ``deadline`` (a ``time.monotonic()`` instant, see
+    :mod:`agentic.providers.budget`) passes mid-stream, the same happens with ``finish_reason="paused"``:
+    the caller saves the text and continues it later (:mod:`agentic.providers.continuation`).
     """
 
     name: str
@@ -29,4 +31,5 @@ class LLMProvider(Protocol):
         *,
         on_delta: DeltaCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        deadline: float | None = None,
     ) -> LLMResponse: ...

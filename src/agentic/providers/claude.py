@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from agentic.domain.errors import ErrorCode, LLMError
-from agentic.domain.llm import FinishReason, LLMRequest, LLMResponse, Usage
+from agentic.domain.llm import FinishReason, LLMRequest, LLMResponse, Usage, estimate_tokens
 from agentic.providers.base import CancelCheck, DeltaCallback
+from agentic.providers.budget import PAUSED, expired, watch_deadline
 from agentic.providers.errors import error_from_status, redact
 
 if TYPE_CHECKING:
@@ -82,8 +83,11 @@ class _Message:
         self.input_tokens = fresh + (cache_writes or 0) + (cache_reads or 0)
 
     def response(self, request: LLMRequest, finish: FinishReason) -> LLMResponse:
+        content = "".join(self.parts)
+        # A stream stopped early never got its final count: estimate what it streamed.
+        output_tokens = self.output_tokens if self.stopped else max(self.output_tokens, estimate_tokens([content]))
         return LLMResponse(id=self.id or f"anthropic-{uuid.uuid4().hex}", model=self.model or request.model,
-                           content="".join(self.parts), usage=Usage.of(self.input_tokens, self.output_tokens),
+                           content=content, usage=Usage.of(self.input_tokens, output_tokens),
                            finish_reason=finish, provider=ClaudeRepository.name)
 
 
@@ -115,27 +119,36 @@ class ClaudeRepository:
         *,
         on_delta: DeltaCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        deadline: float | None = None,
     ) -> LLMResponse:
         import anthropic  # lazy on purpose, see the module docstring
 
+        message = _Message()
         try:
-            with self._open_stream(request) as stream:
-                return self._consume(stream, request, on_delta, should_cancel)
+            with self._open_stream(request) as stream, watch_deadline(stream.response, deadline):
+                return self._consume(stream, request, on_delta, should_cancel, message=message, deadline=deadline)
+        except (anthropic.APIConnectionError, httpx.RequestError) as exc:
+            if not (message.id is not None and expired(deadline)):  # else the deadline's socket shutdown
+                raise self._transport_error(exc) from exc
+            return message.response(request, PAUSED)
         except anthropic.APIStatusError as exc:
             raise self._status_error(exc) from exc
-        except (anthropic.APITimeoutError, httpx.TimeoutException) as exc:
-            raise LLMError(ErrorCode.TIMEOUT, f"Anthropic did not answer in time ({type(exc).__name__})",
-                           provider=self.name) from exc
-        except (anthropic.APIConnectionError, httpx.RequestError) as exc:
-            # Errors raised while reading the body come straight from httpx, not wrapped by the SDK.
-            raise LLMError(ErrorCode.NETWORK_ERROR,
-                           redact(f"connection to Anthropic failed ({type(exc).__name__}: {exc})",
-                                  (self._api_key,)),
-                           provider=self.name) from exc
         except anthropic.AnthropicError as exc:  # anything else the SDK may raise: not ours to guess at
             raise LLMError(ErrorCode.INTERNAL, redact(f"Anthropic SDK error ({type(exc).__name__}: {exc})",
                                                       (self._api_key,)),
                            provider=self.name) from exc
+
+    def _transport_error(self, exc: Exception) -> LLMError:
+        """A timeout or a failed connection; errors raised while reading the body come straight from httpx,
+        not wrapped by the SDK."""
+        import anthropic
+
+        if isinstance(exc, anthropic.APITimeoutError | httpx.TimeoutException):
+            return LLMError(ErrorCode.TIMEOUT, f"Anthropic did not answer in time ({type(exc).__name__})",
+                            provider=self.name)
+        return LLMError(ErrorCode.NETWORK_ERROR,
+                        redact(f"connection to Anthropic failed ({type(exc).__name__}: {exc})", (self._api_key,)),
+                        provider=self.name)
 
     def close(self) -> None:
         """Release pooled connections (at shutdown)."""
@@ -178,9 +191,12 @@ class ClaudeRepository:
         request: LLMRequest,
         on_delta: DeltaCallback | None,
         should_cancel: CancelCheck | None,
+        *,
+        message: _Message,
+        deadline: float | None = None,
     ) -> LLMResponse:
-        """Read events; returning from inside the caller's ``with`` closes the connection at once."""
-        message = _Message()
+        """Read events; returning from inside the caller's ``with`` closes the connection at once (a cancel,
+        or the deadline: then the text so far is returned as ``paused``)."""
         for event in stream:
             if should_cancel is not None and should_cancel():
                 return message.response(request, "cancelled")
@@ -189,6 +205,8 @@ class ClaudeRepository:
                 on_delta(delta)
             if message.stopped:
                 break
+            if expired(deadline) and message.stop_reason is None:
+                return message.response(request, PAUSED)
         if not message.stopped:
             raise LLMError(ErrorCode.TRUNCATED, "the Anthropic stream ended before message_stop",
                            provider=self.name)

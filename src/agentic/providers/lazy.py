@@ -28,6 +28,6 @@ class LazyLLMProvider:
 
     def generate(
         self, request: LLMRequest, *, on_delta: DeltaCallback | None = None,
-        should_cancel: CancelCheck | None = None,
+        should_cancel: CancelCheck | None = None, deadline: float | None = None,
     ) -> LLMResponse:
-        return self.get().generate(request, on_delta=on_delta, should_cancel=should_cancel)
+        return self.get().generate(request, on_delta=on_delta, should_cancel=should_cancel, deadline=deadline)

@@ -20,6 +20,7 @@ from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.llm import FinishReason, LLMRequest, LLMResponse, Usage, estimate_tokens
 from agentic.eventstream import SSEDecoder, SSEEvent
 from agentic.providers.base import CancelCheck, DeltaCallback
+from agentic.providers.budget import PAUSED, expired, watch_deadline
 from agentic.providers.errors import error_from_status, redact
 
 #: How much of an error body is read; enough for any JSON error, bounded against a runaway HTML page.
@@ -142,21 +143,32 @@ class OpenRouterRepository:
         *,
         on_delta: DeltaCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        deadline: float | None = None,
     ) -> LLMResponse:
+        completion = _Completion(self.name)
+        streaming = False
         try:
             with self._http().stream("POST", self._url, json=request_body(request),
                                      headers=self._headers) as response:
                 if not response.is_success:
                     raise self._status_error(response)
-                return self._consume(response, request, on_delta, should_cancel)
-        except httpx.TimeoutException as exc:
-            raise LLMError(ErrorCode.TIMEOUT, f"OpenRouter did not answer in time ({type(exc).__name__})",
-                           provider=self.name) from exc
+                streaming = True
+                with watch_deadline(response, deadline):
+                    return self._consume(response, request, completion, on_delta, should_cancel, deadline=deadline)
         except httpx.RequestError as exc:
-            raise LLMError(ErrorCode.NETWORK_ERROR,
-                           redact(f"connection to OpenRouter failed ({type(exc).__name__}: {exc})",
-                                  (self._api_key,)),
-                           provider=self.name) from exc
+            if streaming and expired(deadline):  # the deadline's socket shutdown (or a cut past it): a pause
+                if completion.finish_reason is not None:  # ...unless the answer had just finished
+                    return finish_completion(completion, request)
+                return completion.response(request, PAUSED)
+            raise self._transport_error(exc) from exc
+
+    def _transport_error(self, exc: httpx.RequestError) -> LLMError:
+        if isinstance(exc, httpx.TimeoutException):
+            return LLMError(ErrorCode.TIMEOUT, f"OpenRouter did not answer in time ({type(exc).__name__})",
+                            provider=self.name)
+        return LLMError(ErrorCode.NETWORK_ERROR,
+                        redact(f"connection to OpenRouter failed ({type(exc).__name__}: {exc})", (self._api_key,)),
+                        provider=self.name)
 
     def close(self) -> None:
         """Release pooled connections (at shutdown)."""
@@ -177,21 +189,25 @@ class OpenRouterRepository:
         self,
         response: httpx.Response,
         request: LLMRequest,
+        completion: _Completion,
         on_delta: DeltaCallback | None,
         should_cancel: CancelCheck | None,
+        *,
+        deadline: float | None,
     ) -> LLMResponse:
-        """Read the stream; returning from here closes the response, which is how cancelling drops it."""
-        completion = _Completion(self.name)
+        """Read the stream; returning from here closes the response, which is how cancelling (or pausing at
+        the deadline) drops it."""
         for event in self._events(response):
             if should_cancel is not None and should_cancel():
                 return completion.response(request, "cancelled")
-            if event is None:
-                continue
-            if event.data.strip() == "[DONE]":
-                break
-            delta = completion.apply(self._json(event.data), (self._api_key,))
-            if delta and on_delta is not None:
-                on_delta(delta)
+            if event is not None:
+                if event.data.strip() == "[DONE]":
+                    break
+                delta = completion.apply(self._json(event.data), (self._api_key,))
+                if delta and on_delta is not None:
+                    on_delta(delta)
+            if expired(deadline) and completion.finish_reason is None:  # keep what arrived, then stop
+                return completion.response(request, PAUSED)
         return self._finish(completion, request)
 
     @staticmethod
@@ -218,13 +234,7 @@ class OpenRouterRepository:
         return chunk
 
     def _finish(self, completion: _Completion, request: LLMRequest) -> LLMResponse:
-        if completion.finish_reason is None:
-            raise LLMError(ErrorCode.TRUNCATED, "the OpenRouter stream ended before a finish reason",
-                           provider=self.name)
-        if completion.finish_reason == "error":
-            raise LLMError(ErrorCode.STREAM_ERROR, "OpenRouter finished the stream with an error",
-                           provider=self.name)
-        return completion.response(request, _FINISH_REASONS.get(completion.finish_reason, "stop"))
+        return finish_completion(completion, request)
 
     def _status_error(self, response: httpx.Response) -> LLMError:
         body = _read_bounded(response, MAX_ERROR_BODY_BYTES)
@@ -232,14 +242,27 @@ class OpenRouterRepository:
                                  provider=self.name, headers=response.headers, secrets=(self._api_key,))
 
 
-def request_body(request: LLMRequest) -> dict[str, Any]:
-    """The JSON body: always streamed with usage, optional parameters left out rather than sent as null."""
+def finish_completion(completion: _Completion, request: LLMRequest) -> LLMResponse:
+    """The finished answer, for a stream that ended or a whole (offloaded) response alike."""
+    if completion.finish_reason is None:
+        raise LLMError(ErrorCode.TRUNCATED, "the OpenRouter stream ended before a finish reason",
+                       provider=completion.provider)
+    if completion.finish_reason == "error":
+        raise LLMError(ErrorCode.STREAM_ERROR, "OpenRouter finished the stream with an error",
+                       provider=completion.provider)
+    return completion.response(request, _FINISH_REASONS.get(completion.finish_reason, "stop"))
+
+
+def request_body(request: LLMRequest, *, stream: bool = True) -> dict[str, Any]:
+    """The JSON body: streamed with usage (or, for an offloaded call, not streamed), optional parameters left
+    out rather than sent as null."""
     body: dict[str, Any] = {
         "model": request.model,
         "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-        "stream": True,
-        "stream_options": {"include_usage": True},
     }
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
     for name in _OPTIONAL_FIELDS:
         value = getattr(request, name)
         if value is not None:

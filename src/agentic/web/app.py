@@ -38,10 +38,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         return None
 
     from agentic.web.api import register_api
+    from agentic.web.mock_gateway import register_mock_gateway
     from agentic.web.playground import playground_bp
 
     register_api(app, container)
     app.register_blueprint(playground_bp)  # GET / : the playground page (holds no secrets, needs no key)
+    register_mock_gateway(app, settings)  # mock mode only: the offline provider for offloaded calls
     # Only Inngest's signed syncs may register the app: an unsigned PUT would register it at the URL the
     # request names, signed with our key. Dev mode is unaffected (the dev server does not sign).
     inngest.flask.serve(app, container.inngest, inngest_functions(container), enable_unauthed_sync=False)
