@@ -58,7 +58,8 @@ def build_container(settings: Settings, *, engine: Engine | None = None) -> Cont
                                    timeout=settings.webhook_timeout)
     service = create_agentic_service(settings, llm=llm, store=jobs, events=events)
     runner = JobRunner(store=jobs, llm=llm, metrics=metrics, progress_interval=settings.progress_flush_seconds,
-                       notifier=notifier)
+                       notifier=notifier, step_budget=settings.step_time_budget_seconds,
+                       max_continuations=settings.max_continuations, offload_models=tuple(settings.offload_models))
     return Container(settings=settings, engine=engine, jobs=jobs, keys=ApiKeyStore(engine), llm=llm,
                      inngest=client, events=events, metrics=metrics, reads=service.reads, service=service,
                      runner=runner)

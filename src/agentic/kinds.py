@@ -54,6 +54,9 @@ class JobKindSpec(Generic[RequestT, ResultT]):
     model: Callable[[RequestT, Settings], str]
     throttle: Callable[[Settings], Throttle]
     retries: int = 3
+    #: Whether a model in OFFLOAD_MODELS has this kind's call made by the Inngest server (step.ai.infer)
+    #: instead of streaming it in segments.
+    offloadable: bool = False
     concurrency: Callable[[Settings], int | None] = field(default=_per_user_concurrency)
     #: The text of a result (the CLI and the playground show it); the result's JSON as a fallback.
     text: Callable[[ResultT], str] = field(default=lambda result: result.model_dump_json())
@@ -119,7 +122,7 @@ GENERATE = JobKindSpec[LLMRequest, LLMResponse](
     call_step="call-llm", request_model=LLMRequest, result_model=LLMResponse, handler=GENERATE_HANDLER,
     route=_route_generate, model=lambda request, _settings: request.model,
     throttle=lambda s: Throttle(s.generate_throttle_limit, s.generate_throttle_period_seconds),
-    retries=3, text=lambda response: response.content,
+    retries=3, offloadable=True, text=lambda response: response.content,
 )
 
 PREVIEW = JobKindSpec[PreviewRequest, PreviewResult](

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     # Job-level codes: set by the service, never by a provider.
     QUEUE_UNAVAILABLE = "queue_unavailable"
     STUCK = "stuck"  # processing without a change for STUCK_JOB_MINUTES: failed by the cleanup
+    MAX_CONTINUATIONS = "max_continuations"  # a long answer needed more segments than MAX_CONTINUATIONS allows
     FUNCTION_FAILED = "function_failed"  # the run gave up without a classified provider error
     INTERNAL = "internal"
 

@@ -136,6 +136,9 @@ class ProviderHealth(BaseModel):
 
 class QueueHealth(BaseModel):
     enabled: bool
+    step_time_budget_seconds: float = Field(
+        description="STEP_TIME_BUDGET_SECONDS: the longest a provider call streams inside one step")
+    max_continuations: int = Field(description="MAX_CONTINUATIONS: segments a long answer may add")
 
 
 class InngestHealth(BaseModel):
