@@ -122,7 +122,8 @@ def create_agentic_service(
 ) -> AgenticService:
     """The service for ``settings``: routing by QUICK_MODELS / SLOW_MODELS / USE_QUEUE, jobs for ``llm``."""
     return AgenticService(settings=settings, llm=llm, store=store, events=events, routing=routing_rule(settings),
-                          queue=JobQueue(store, events, llm.name), reads=JobReads(store),
+                          queue=JobQueue(store, events, llm.name),
+                          reads=JobReads(store, offload_models=tuple(settings.offload_models)),
                           composition=composition or ContextComposition())
 
 

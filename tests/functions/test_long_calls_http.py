@@ -21,6 +21,7 @@ from agentic.domain.jobs import Job, JobKind, JobStatus
 from agentic.domain.llm import LLMRequest, Message
 from agentic.providers.mock import MockLLMRepository
 from agentic.store.jobs import JobStore
+from agentic.web.app import container_of
 from tests.functions.conftest import (
     OPENROUTER_KEY,
     SIGNING_KEY,
@@ -347,3 +348,27 @@ def test_a_preview_of_an_offload_model_still_streams(make_app: MakeApp, store: J
                           request={"title": "Notes", "content": "word " * 100})
     run = harness.preview(job).finish()
     assert harness.job(job).status is JobStatus.COMPLETED and gateway_steps(run) == []
+
+
+def test_an_offloaded_job_says_it_has_no_live_text(
+    offload_app: Callable[..., AppHarness], store: JobStore, chat_route: respx.Route,
+) -> None:
+    chat_route.respond(200, json=COMPLETION)
+    harness = offload_app()
+    keys = container_of(harness.app).keys
+    secret = keys.create("user-1").secret
+    offloaded, streamed = long_job(store, OFFLOAD_MODEL), long_job(store, STREAM_MODEL)
+    client = harness.app.test_client()
+    headers = {"Authorization": f"Bearer {secret}"}
+    assert client.get(f"/api/jobs/{offloaded.id}", headers=headers).json["live_text"] is False
+    assert client.get(f"/api/jobs/{streamed.id}", headers=headers).json["live_text"] is True
+    harness.generate(offloaded).finish()
+
+    stream = client.get(f"/api/jobs/{offloaded.id}/events", headers=headers).get_data(as_text=True)
+    events = [block for block in stream.split("\n\n") if "event:" in block]
+    names = [line.removeprefix("event: ") for block in events for line in block.splitlines()
+             if line.startswith("event: ")]
+    assert "delta" not in names and names[-1] == "done"  # status events, then done
+    status = next(block for block in events if "event: status" in block)
+    assert '"live_text": false' in status
+    assert '"content":"A considered answer."' in events[-1] and '"live_text":false' in events[-1]

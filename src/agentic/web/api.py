@@ -113,7 +113,9 @@ def list_jobs() -> Response:
         page = _container().reads.page(current_key().user_id, status=status, limit=limit, cursor=cursor)
     except InvalidCursor as exc:
         raise parameter_problem("cursor", str(exc)) from None
-    return _json(JobList(items=[JobView.of(job) for job in page.items], next_cursor=page.next_cursor))
+    reads = _container().reads
+    return _json(JobList(items=[JobView.of(job, live_text=reads.live_text(job)) for job in page.items],
+                         next_cursor=page.next_cursor))
 
 
 def _status_param(value: str | None) -> JobStatus | None:
@@ -141,13 +143,16 @@ def _limit_param(value: str | None) -> int:
 @api.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     """One indexed read (primary key, owner checked in the same query)."""
-    return _json(JobView.of(_container().reads.owned(job_id, user_id=current_key().user_id)))
+    reads = _container().reads
+    job = reads.owned(job_id, user_id=current_key().user_id)
+    return _json(JobView.of(job, live_text=reads.live_text(job)))
 
 
 @api.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
-    job = _container().service.cancel(job_id, user_id=current_key().user_id)
-    return _json(JobView.of(job), 202)
+    container = _container()
+    job = container.service.cancel(job_id, user_id=current_key().user_id)
+    return _json(JobView.of(job, live_text=container.reads.live_text(job)), 202)
 
 
 @api.get("/jobs/<job_id>/events")
@@ -176,6 +181,7 @@ def job_stream(job_id: str) -> Response:
                                 heartbeat_seconds=settings.sse_heartbeat_seconds),
         on_close=slot.release,
         still_authorized=lambda: container.keys.is_active(key.id),
+        live_text=container.reads.live_text(job),
     )
     response = Response(stream_with_context(events), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -71,10 +71,12 @@ class JobView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested_at: datetime | None
+    live_text: bool = Field(True, description="false for an offloaded job (OFFLOAD_MODELS): the Inngest server "
+                                              "makes the call, so no partial output comes before the response")
     links: JobLinks
 
     @classmethod
-    def of(cls, job: Job) -> JobView:
+    def of(cls, job: Job, *, live_text: bool = True) -> JobView:
         usage = None
         if job.total_tokens is not None:
             usage = Usage(prompt_tokens=job.prompt_tokens or 0, completion_tokens=job.completion_tokens or 0,
@@ -88,7 +90,7 @@ class JobView(BaseModel):
             partial_output=partial, response=_typed_response(job), error=error, usage=usage,
             attempts=job.attempts, created_at=job.created_at, updated_at=job.updated_at,
             started_at=job.started_at, finished_at=job.finished_at, cancel_requested_at=job.cancel_requested_at,
-            links=JobLinks.for_job(job.id),
+            live_text=live_text, links=JobLinks.for_job(job.id),
         )
 
 
@@ -181,6 +183,7 @@ class StatusEvent(BaseModel):
     status: JobStatus
     attempts: int
     updated_at: datetime
+    live_text: bool = Field(True, description="false for an offloaded job: no delta comes before done")
 
 
 class DeltaEvent(BaseModel):

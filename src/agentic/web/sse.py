@@ -2,8 +2,8 @@
 
 Events, in order of what happened to the job:
 
-- ``status``  data ``{"status", "attempts", "updated_at"}``: the job's status changed (the first event always
-  says where it stands);
+- ``status``  data ``{"status", "attempts", "updated_at", "live_text"}``: the job's status changed (the first
+  event always says where it stands); ``live_text`` false: an offloaded job, whose text arrives with ``done``;
 - ``delta``   data ``{"text"}``: partial output to append to what the client has;
 - ``reset``   data ``{"offset", "attempts"}``: keep only the first ``offset`` characters of the partial text
   received so far (a retried attempt, or a retried segment of a long answer, starts over from there; 0 drops
@@ -86,7 +86,8 @@ def format_event(event: str, data: str, event_id: str) -> str:
 class _Tracker:
     """Turns successive reads of the row into the events the client has not seen."""
 
-    def __init__(self, resume: StreamPosition | None) -> None:
+    def __init__(self, resume: StreamPosition | None, live_text: bool = True) -> None:
+        self.live_text = live_text
         self.status = resume.status if resume else None
         self.attempts = resume.attempts if resume else 0
         self.offset = resume.offset if resume else 0
@@ -105,7 +106,8 @@ class _Tracker:
             yield from self._status(job)
 
     def done(self, job: Job) -> str:
-        return format_event(DONE, JobView.of(job).model_dump_json(by_alias=True), self.position(DONE))
+        view = JobView.of(job, live_text=self.live_text)
+        return format_event(DONE, view.model_dump_json(by_alias=True), self.position(DONE))
 
     def _status(self, job: Job) -> Iterator[str]:
         if self.status == job.status.value:
@@ -113,7 +115,8 @@ class _Tracker:
         self.status = job.status.value
         if self.offset == 0:  # holding no text, the client is in step with the current attempt
             self.attempts = job.attempts
-        data = StatusEvent(status=job.status, attempts=job.attempts, updated_at=job.updated_at)
+        data = StatusEvent(status=job.status, attempts=job.attempts, updated_at=job.updated_at,
+                           live_text=self.live_text)
         yield format_event("status", json.dumps(dump(data)), self.position())
 
     def _text(self, job: Job) -> Iterator[str]:
@@ -167,15 +170,18 @@ def job_events(
     on_close: Callable[[], None] = lambda: None,
     still_authorized: Callable[[], bool] = lambda: True,
     clock: Callable[[], float] = time.monotonic,
+    live_text: bool = True,
 ) -> Iterator[str]:
     """The stream for ``job`` (already loaded and owned by the caller), from ``resume`` on.
+
+    ``live_text`` False (an offloaded job) says so in the status events: no delta comes before ``done``.
 
     ``on_close`` runs however the stream ends: finished, timed out, or the client went away (the server
     closes the generator, which raises GeneratorExit at the pending ``yield``). ``still_authorized`` is
     asked once per heartbeat interval, so a stream ends soon after its API key is revoked.
     """
     deadline = clock() + settings.max_seconds
-    tracker = _Tracker(resume)
+    tracker = _Tracker(resume, live_text)
     subscription: Subscription | None = None
     try:
         yield f"retry: {RETRY_MILLISECONDS}\n\n"
