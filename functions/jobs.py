@@ -16,9 +16,11 @@ import inngest
 
 from agentic.config import Settings
 from agentic.domain.errors import LLMError
+from agentic.domain.llm import LLMRequest
 from agentic.kinds import AnySpec
+from agentic.providers.offload import current_app_origin, offload_call
 from agentic.queue import EVENT_CANCEL
-from agentic.runner import Began, Called, Failed, JobRunner, Stored
+from agentic.runner import Began, Called, Failed, JobRunner, SoFar, Stored
 
 log = logging.getLogger("agentic.functions")
 
@@ -54,23 +56,53 @@ def job_id_of(event: inngest.Event, expected: str) -> str:
     return job_id
 
 
-def run_job(ctx: inngest.ContextSync, runner: JobRunner, spec: AnySpec) -> RunResult:
+def run_job(ctx: inngest.ContextSync, runner: JobRunner, spec: AnySpec, settings: Settings) -> RunResult:
     job_id = job_id_of(ctx.event, spec.event)
     # ctx.attempt is the attempt of the step this request executes, so each step gets its own.
-    began: Began = ctx.step.run(MARK_PROCESSING, runner.begin, job_id, ctx.attempt)
+    began: Began = ctx.step.run(MARK_PROCESSING, runner.begin, job_id, ctx.attempt, spec)
     if not began["started"]:
         return {"job_id": job_id, "status": began["status"], "skipped": began.get("reason")}
 
-    result: Called = ctx.step.run(spec.call_step, provider_call, runner, spec, job_id, ctx.attempt)
-    status: str | None
-    if result["outcome"] == "generated":
-        stored: Stored = ctx.step.run(STORE_RESULT, runner.finish, job_id)
-        status = stored["status"]
-    else:
-        status = result.get("status") or result["outcome"]
-
+    offload = began.get("offload")
+    status = run_segments(ctx, runner, spec, job_id) if offload is None else \
+        run_offloaded(ctx, runner, spec, job_id, LLMRequest.model_validate(offload), settings=settings)
     notify(ctx, runner, job_id)
     return {"job_id": job_id, "status": status}
+
+
+def run_segments(ctx: inngest.ContextSync, runner: JobRunner, spec: AnySpec, job_id: str) -> str | None:
+    """The provider step, again for each segment of a long answer (``call-llm``, ``call-llm:1``, …: the SDK
+    numbers a repeated step id), each continuing the text the one before committed; then store-result."""
+    result: Called = ctx.step.run(spec.call_step, provider_call, runner, spec, job_id, ctx.attempt, None)
+    while result["outcome"] == "paused":  # bounded: past MAX_CONTINUATIONS the step fails the job
+        result = ctx.step.run(spec.call_step, provider_call, runner, spec, job_id, ctx.attempt,
+                              result.get("so_far"))
+    if result["outcome"] == "generated":
+        stored: Stored = ctx.step.run(STORE_RESULT, runner.finish, job_id)
+        return stored["status"]
+    return result.get("status") or result["outcome"]
+
+
+def run_offloaded(ctx: inngest.ContextSync, runner: JobRunner, spec: AnySpec, job_id: str, request: LLMRequest, *,
+                  settings: Settings) -> str | None:
+    """The Inngest server makes the provider call (``step.ai.infer``) while this function is not running;
+    store-result parses and stores its answer. A failure, once the server's attempts ran out, fails the
+    job with the provider's classified error."""
+    try:
+        # Outside a step, so built again on every request of the run: from the memoised request and the
+        # settings only (the key goes to the Inngest server inside the op, never into a memo).
+        call = offload_call(request, settings, app_origin=current_app_origin())
+    except LLMError as exc:  # not configured (a missing key): retrying cannot help
+        failed: Failed = ctx.step.run(MARK_FAILED, runner.fail_offloaded, job_id, exc)
+        return failed["status"]
+    try:
+        data = ctx.step.ai.infer(spec.call_step, adapter=call.adapter, body=call.body)
+    except inngest.StepError as error:
+        failed = ctx.step.run(MARK_FAILED, runner.fail_offloaded, job_id, call.error(error))
+        return failed["status"]
+    stored: Stored = ctx.step.run(STORE_RESULT, runner.store_offloaded, spec, job_id, data, call.format,
+                                  call.provider)
+    return stored["status"]
 
 
 def notify(ctx: inngest.ContextSync, runner: JobRunner, job_id: str) -> None:
@@ -84,7 +116,8 @@ def notify(ctx: inngest.ContextSync, runner: JobRunner, job_id: str) -> None:
         log.warning("webhook for %s not delivered: %s", job_id, exc.message)
 
 
-def provider_call(runner: JobRunner, spec: AnySpec, job_id: str, attempt: int) -> Called:
+def provider_call(runner: JobRunner, spec: AnySpec, job_id: str, attempt: int, so_far: SoFar | None = None
+                  ) -> Called:
     """Run the provider call, turning the error taxonomy into Inngest's retry decisions.
 
     - non-retriable (bad request, authentication, ...): the job fails now and the run ends without
@@ -95,7 +128,7 @@ def provider_call(runner: JobRunner, spec: AnySpec, job_id: str, attempt: int) -
     The error is also noted on the row, so the failure handler fails the job with it once retries run out.
     """
     try:
-        return runner.call(spec, job_id, attempt)
+        return runner.call(spec, job_id, attempt, so_far)
     except LLMError as exc:
         log.warning("provider call for %s failed (attempt %d): %r", job_id, attempt, exc)
         if not exc.retriable:
@@ -129,7 +162,7 @@ def make_job_function(client: inngest.Inngest, runner: JobRunner, spec: AnySpec,
         on_failure=on_failure(runner, spec.event),
     )
     def run(ctx: inngest.ContextSync) -> RunResult:
-        return run_job(ctx, runner, spec)
+        return run_job(ctx, runner, spec, settings)
 
     return run
 

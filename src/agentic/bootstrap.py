@@ -64,7 +64,8 @@ def build_container(settings: Settings, *, engine: Engine | None = None) -> Cont
                                    timeout=settings.webhook_timeout)
     service = create_agentic_service(settings, llm=llm, store=jobs, events=events)
     runner = JobRunner(store=jobs, llm=llm, metrics=metrics, progress_interval=settings.progress_flush_seconds,
-                       notifier=notifier)
+                       notifier=notifier, step_budget=settings.step_time_budget_seconds,
+                       max_continuations=settings.max_continuations, offload_models=tuple(settings.offload_models))
     keys = ApiKeyStore(engine, cache=key_cache_for(engine, serverless=settings.database_serverless,
                                                    listen_url=settings.database_listen_url))
     return Container(settings=settings, engine=engine, jobs=jobs, keys=keys, llm=llm,

@@ -1,43 +1,42 @@
-"""What a job kind's handler receives and returns: one model call, described without dicts.
+"""A job kind's handler: the model request a kind's request becomes, and the result its answer becomes.
 
-The same handler runs a direct request (no hooks) and a job's provider step (progress and cancellation
-hooks), so a kind's logic exists once.
+The handler comes in two halves so the model call between them can run however the route requires: at
+once for a direct request, streamed into the row (in segments, under a step time budget) for a queued
+job, or offloaded to the Inngest server. The kind's logic exists once; nothing crosses a step as a dict.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
-from agentic.domain.llm import LLMResponse
-from agentic.providers.base import CancelCheck, DeltaCallback, LLMProvider
+from agentic.domain.llm import LLMRequest, LLMResponse
+from agentic.providers.base import LLMProvider
 
 RequestT = TypeVar("RequestT", bound=BaseModel)
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
-class Call(Generic[RequestT]):
-    """A request to run: the provider, the kind's request, the model to use, and the streaming hooks."""
+class Ready(Generic[ResultT]):
+    """A result that needs no model call (a preview of content short enough to be its own)."""
 
-    llm: LLMProvider
-    request: RequestT
-    model: str
-    on_delta: DeltaCallback | None = None
-    should_cancel: CancelCheck | None = None
+    result: ResultT
 
 
 @dataclass(frozen=True)
-class Generation(Generic[ResultT]):
-    """A handler's answer: the kind's result (stored as the job's response), its text, and the model's
-    response (usage, finish reason; None when no model was called)."""
+class Handler(Generic[RequestT, ResultT]):
+    #: The model request for a kind's request and the model that runs it, or a result ready without one.
+    prompt: Callable[[RequestT, str], LLMRequest | Ready[ResultT]]
+    #: The kind's result from the model's whole answer (its segments joined, or the offloaded response).
+    result: Callable[[RequestT, LLMResponse], ResultT]
 
-    result: ResultT
-    text: str
-    llm: LLMResponse | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        return self.llm is not None and self.llm.finish_reason == "cancelled"
+    def run(self, llm: LLMProvider, request: RequestT, model: str) -> ResultT:
+        """The whole thing at once (a direct request): prompt, one model call, result."""
+        prompt = self.prompt(request, model)
+        if isinstance(prompt, Ready):
+            return prompt.result
+        return self.result(request, llm.generate(prompt))

@@ -18,12 +18,10 @@ from typing import Any, Generic
 from agentic.config import Settings
 from agentic.domain.jobs import JobKind
 from agentic.domain.llm import LLMRequest, LLMResponse, PreviewRequest, PreviewResult
-from agentic.generation import Call, Generation, RequestT, ResultT
-from agentic.preview import preview_handler
+from agentic.generation import Handler, RequestT, ResultT
+from agentic.preview import PREVIEW_HANDLER
 from agentic.queue import EVENT_GENERATE, EVENT_PREVIEW
 from agentic.routing import Route, RoutingDecision, RoutingRule
-
-Handler = Callable[[Call[RequestT]], Generation[ResultT]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,9 @@ class JobKindSpec(Generic[RequestT, ResultT]):
     model: Callable[[RequestT, Settings], str]
     throttle: Callable[[Settings], Throttle]
     retries: int = 3
+    #: Whether a model in OFFLOAD_MODELS has this kind's call made by the Inngest server (step.ai.infer)
+    #: instead of streaming it in segments.
+    offloadable: bool = False
     concurrency: Callable[[Settings], int | None] = field(default=_per_user_concurrency)
     #: The text of a result (the CLI and the playground show it); the result's JSON as a fallback.
     text: Callable[[ResultT], str] = field(default=lambda result: result.model_dump_json())
@@ -101,9 +102,9 @@ class KindRegistry:
 # ---- the built-in kinds ------------------------------------------------------------------------------
 
 
-def generate_handler(call: Call[LLMRequest]) -> Generation[LLMResponse]:
-    response = call.llm.generate(call.request, on_delta=call.on_delta, should_cancel=call.should_cancel)
-    return Generation(response, response.content, response)
+#: The generate kind's handler: the request is the model request, the answer is the result.
+GENERATE_HANDLER = Handler[LLMRequest, LLMResponse](prompt=lambda request, _model: request,
+                                                     result=lambda _request, response: response)
 
 
 def _route_generate(request: LLMRequest, rule: RoutingRule) -> RoutingDecision:
@@ -118,16 +119,16 @@ def _route_preview(request: PreviewRequest, rule: RoutingRule) -> RoutingDecisio
 
 GENERATE = JobKindSpec[LLMRequest, LLMResponse](
     kind=JobKind.GENERATE, event=EVENT_GENERATE, function_id="llm-generate", function_name="Generate LLM response",
-    call_step="call-llm", request_model=LLMRequest, result_model=LLMResponse, handler=generate_handler,
+    call_step="call-llm", request_model=LLMRequest, result_model=LLMResponse, handler=GENERATE_HANDLER,
     route=_route_generate, model=lambda request, _settings: request.model,
     throttle=lambda s: Throttle(s.generate_throttle_limit, s.generate_throttle_period_seconds),
-    retries=3, text=lambda response: response.content,
+    retries=3, offloadable=True, text=lambda response: response.content,
 )
 
 PREVIEW = JobKindSpec[PreviewRequest, PreviewResult](
     kind=JobKind.PREVIEW, event=EVENT_PREVIEW, function_id="preview-generate", function_name="Generate tile preview",
     call_step="generate-preview", request_model=PreviewRequest, result_model=PreviewResult,
-    handler=preview_handler, route=_route_preview, model=lambda _request, settings: settings.preview_model,
+    handler=PREVIEW_HANDLER, route=_route_preview, model=lambda _request, settings: settings.preview_model,
     throttle=lambda s: Throttle(s.preview_throttle_limit, s.preview_throttle_period_seconds),
     retries=2, text=lambda result: result.preview,
 )
@@ -135,15 +136,5 @@ PREVIEW = JobKindSpec[PreviewRequest, PreviewResult](
 #: The process's kinds: the built-in ones, and any a plugin (or a test) registers before the app is built.
 KINDS = KindRegistry(GENERATE, PREVIEW)
 
-__all__ = [
-    "GENERATE",
-    "KINDS",
-    "PREVIEW",
-    "AnySpec",
-    "Handler",
-    "JobKindSpec",
-    "KindRegistry",
-    "Throttle",
-    "UnknownKind",
-    "generate_handler",
-]
+__all__ = ["GENERATE", "GENERATE_HANDLER", "KINDS", "PREVIEW", "AnySpec", "JobKindSpec", "KindRegistry", "Throttle",
+           "UnknownKind"]

@@ -7,12 +7,13 @@ import re
 from agentic.domain.llm import (
     PREVIEW_MAX_CHARS,
     LLMRequest,
+    LLMResponse,
     Message,
     PreviewRequest,
     PreviewResult,
 )
-from agentic.generation import Call, Generation
-from agentic.providers.base import CancelCheck, DeltaCallback, LLMProvider
+from agentic.generation import Handler, Ready
+from agentic.providers.base import LLMProvider
 
 PREVIEW_PROMPT = (
     "Write a preview of the content below in plain text (no markdown, no quotes), at most "
@@ -21,31 +22,27 @@ PREVIEW_PROMPT = (
 )
 
 
-def generate_preview(
-    llm: LLMProvider,
-    model: str,
-    request: PreviewRequest,
-    *,
-    on_delta: DeltaCallback | None = None,
-    should_cancel: CancelCheck | None = None,
-) -> PreviewResult:
-    """The preview for ``request``."""
-    return preview_handler(Call(llm, request, model, on_delta, should_cancel)).result
+def generate_preview(llm: LLMProvider, model: str, request: PreviewRequest) -> PreviewResult:
+    """The preview for ``request``, at once."""
+    return PREVIEW_HANDLER.run(llm, request, model)
 
 
-def preview_handler(call: Call[PreviewRequest]) -> Generation[PreviewResult]:
-    """The preview job kind's handler: short content is its own preview; longer content is summarised."""
-    request = call.request
+def preview_prompt(request: PreviewRequest, model: str) -> LLMRequest | Ready[PreviewResult]:
+    """Short content is its own preview; longer content is summarised by ``model``."""
     if not request.needs_ai:
-        return Generation(PreviewResult(preview=request.content, used_ai=False), request.content)
+        return Ready(PreviewResult(preview=request.content, used_ai=False))
     prompt = PREVIEW_PROMPT.format(title=request.title, content=request.content)
-    response = call.llm.generate(
-        LLMRequest(messages=[Message(role="user", content=prompt)], model=call.model, temperature=0.3,
-                   max_tokens=120),
-        on_delta=call.on_delta, should_cancel=call.should_cancel)
+    return LLMRequest(messages=[Message(role="user", content=prompt)], model=model, temperature=0.3, max_tokens=120)
+
+
+def preview_result(request: PreviewRequest, response: LLMResponse) -> PreviewResult:
     # An answer that was nothing but the title (or markup) falls back to the content's own opening.
     preview = shorten(clean_preview(response.content, request.title)) or shorten(request.content)
-    return Generation(PreviewResult(preview=preview, used_ai=True), preview, response)
+    return PreviewResult(preview=preview, used_ai=True)
+
+
+#: The preview job kind's handler.
+PREVIEW_HANDLER = Handler(prompt=preview_prompt, result=preview_result)
 
 
 _MARKUP = re.compile(r"\*\*|__|`+|^\s{0,3}#{1,6}\s+|^\s*(?:[-*+]|\d+[.)])\s+|^\s*>\s?", re.MULTILINE)

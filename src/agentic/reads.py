@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentic.domain.jobs import Job, JobNotFound, JobStatus
 from agentic.kinds import KINDS, KindRegistry, UnknownKind
+from agentic.providers.longcalls import LongCallMode, long_call_mode
 from agentic.store.jobs import JobPage, JobStore
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,8 @@ log = logging.getLogger(__name__)
 class JobReads:
     store: JobStore
     kinds: KindRegistry = KINDS
+    #: OFFLOAD_MODELS: a job of these models (of a kind that allows it) is made by the Inngest server.
+    offload_models: tuple[str, ...] = ()
 
     def owned(self, job_id: str, *, user_id: str) -> Job:
         """The user's job; another user's job is :class:`JobNotFound` too (no existence leak)."""
@@ -39,6 +42,15 @@ class JobReads:
 
     def result(self, job: Job) -> BaseModel | None:
         return typed_result(job, self.kinds)
+
+    def live_text(self, job: Job) -> bool:
+        """False for an offloaded job: no partial output comes before its response."""
+        try:
+            offloadable = self.kinds[job.kind].offloadable
+        except UnknownKind:
+            return True
+        return not (offloadable and job.model is not None
+                    and long_call_mode(job.model, self.offload_models) is LongCallMode.OFFLOAD)
 
     def text(self, job: Job) -> str:
         """The job's output text: its result's text once there is one, else the partial output."""

@@ -4,6 +4,13 @@ Every method is safe to run again (an Inngest step may be retried after a crash)
 compare-and-set, progress is reset before a new attempt streams, and outputs go to the row, with only
 small typed summaries (JSON objects in Inngest's memo) returned to the step. Transitions return the row
 they wrote, so nothing is read back after a write.
+
+Long answers: a provider step streams for at most ``step_budget`` seconds. When the budget runs out the
+text so far is committed to the row and the step answers ``paused`` with where the answer stands
+(:class:`SoFar`); the function runs the step again, and the next segment continues the committed text by
+assistant prefill (:mod:`agentic.providers.continuation`). A retried segment restarts from the committed
+text, never from zero. Models that cannot continue a prefill are offloaded instead (``OFFLOAD_MODELS``):
+the Inngest server makes the call (``step.ai.infer``) and :meth:`JobRunner.store_offloaded` stores it.
 """
 
 from __future__ import annotations
@@ -19,10 +26,15 @@ from pydantic import ValidationError
 
 from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import Job, JobStatus
-from agentic.generation import Call, Generation, RequestT, ResultT
+from agentic.domain.llm import LLMRequest, LLMResponse, Usage
+from agentic.generation import Ready, RequestT, ResultT
 from agentic.kinds import JobKindSpec
 from agentic.metrics import Metrics
 from agentic.providers.base import LLMProvider
+from agentic.providers.budget import PAUSED, deadline_in
+from agentic.providers.continuation import Continuation, join_segments
+from agentic.providers.longcalls import LongCallMode, long_call_mode
+from agentic.providers.offload import GatewayFormat, parse_offloaded
 from agentic.store.jobs import JobStore
 from agentic.store.tables import utcnow
 from agentic.webhooks import WebhookNotifier
@@ -34,20 +46,35 @@ log = logging.getLogger(__name__)
 
 
 class Began(TypedDict):
-    """mark-processing: whether this run goes on to call the provider."""
+    """mark-processing: whether this run goes on to call the provider (and, for a model in OFFLOAD_MODELS,
+    the model request to hand to the Inngest server)."""
 
     started: bool
     status: str | None
     reason: NotRequired[str]
+    offload: NotRequired[dict[str, object]]
+
+
+class SoFar(TypedDict):
+    """A long answer's committed segments: their text is on the row (its first ``offset`` characters)."""
+
+    offset: int
+    segments: int
+    response_id: str
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 class Called(TypedDict):
-    """The provider step: generated (store-result comes next), cancelled, or skipped (nothing to do)."""
+    """The provider step: generated (store-result comes next), paused (run it again: the answer goes on
+    from ``so_far``), cancelled, failed (no more continuations), or skipped (nothing to do)."""
 
-    outcome: Literal["generated", "cancelled", "skipped"]
+    outcome: Literal["generated", "paused", "cancelled", "failed", "skipped"]
     status: NotRequired[str | None]
     finish_reason: NotRequired[str]
     completion_tokens: NotRequired[int]
+    so_far: NotRequired[SoFar]
 
 
 class Stored(TypedDict):
@@ -125,10 +152,16 @@ class JobRunner:
     metrics: Metrics
     progress_interval: float = 0.25
     notifier: WebhookNotifier | None = None
+    #: STEP_TIME_BUDGET_SECONDS: the longest a provider step streams (None: no limit).
+    step_budget: float | None = None
+    #: MAX_CONTINUATIONS: segments after the first one answer may take.
+    max_continuations: int = 40
+    #: OFFLOAD_MODELS: models whose calls the Inngest server makes (kinds that allow it).
+    offload_models: tuple[str, ...] = ()
 
     # ---- mark-processing ------------------------------------------------------------------------
 
-    def begin(self, job_id: str, attempt: int = 0) -> Began:
+    def begin(self, job_id: str, attempt: int = 0, spec: JobKindSpec[RequestT, ResultT] | None = None) -> Began:
         """pending -> processing, counting the attempt. Ends the run (started=False) for a job that is
         finished, cancel-requested, or being processed by another run.
 
@@ -141,16 +174,28 @@ class JobRunner:
         refusal = self._refusal(job_id, job)
         if refusal is not None:
             return refusal
-        if job is not None and job.status is JobStatus.PENDING and self.store.start(job_id) is not None:
-            return {"started": True, "status": JobStatus.PROCESSING.value}
+        started = self.store.start(job_id) if job is not None and job.status is JobStatus.PENDING else None
+        if started is not None:
+            return self._started(started, spec)
         job = self.store.get(job_id)  # start() lost: the job changed under us
         refusal = self._refusal(job_id, job)
         if refusal is not None:
             return refusal
-        if attempt > 0:  # processing since this step's earlier attempt
-            return {"started": True, "status": JobStatus.PROCESSING.value}
+        if attempt > 0 and job is not None:  # processing since this step's earlier attempt
+            return self._started(job, spec)
         return {"started": False, "status": JobStatus.PROCESSING.value,
                 "reason": "job is being processed by another run"}
+
+    def _started(self, job: Job, spec: JobKindSpec[RequestT, ResultT] | None) -> Began:
+        began: Began = {"started": True, "status": JobStatus.PROCESSING.value}
+        if spec is None or not spec.offloadable or job.model is None:
+            return began
+        if long_call_mode(job.model, self.offload_models) is not LongCallMode.OFFLOAD:
+            return began
+        prompt = spec.handler.prompt(_stored_request(spec, job), job.model)
+        if isinstance(prompt, LLMRequest):
+            began["offload"] = prompt.model_dump(mode="json", exclude_none=True)
+        return began
 
     def _refusal(self, job_id: str, job: Job | None) -> Began | None:
         """Why a run must not start this job, if it must not."""
@@ -165,23 +210,96 @@ class JobRunner:
 
     # ---- the provider step (call-llm, generate-preview, ...) --------------------------------------------
 
-    def call(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, attempt: int = 0) -> Called:
-        """Run the kind's handler, streaming into the row; the result is saved there, not returned."""
-        job = self._prepare_attempt(job_id, attempt)
+    def call(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, attempt: int = 0,
+             so_far: SoFar | None = None) -> Called:
+        """Run one segment of the kind's model call, streaming into the row; the result is saved there.
+
+        ``so_far`` (from the previous segment's ``paused`` answer) says how much of the answer is committed;
+        this segment continues it, and a retry of this segment restarts from it.
+        """
+        committed = so_far["offset"] if so_far else 0
+        job = self._prepare_attempt(job_id, attempt, committed)
         if not isinstance(job, Job):
             return job
         request = _stored_request(spec, job)
+        prompt = spec.handler.prompt(request, job.model or "")
+        if isinstance(prompt, Ready):
+            return self._save(spec, job, prompt.result, None)
+        prefix = job.partial_output[:committed]
         progress = ProgressWriter(self.store, job.id, self.progress_interval)
         watch = CancelWatch(self.store, job.id, self.progress_interval)
+        deadline = deadline_in(self.step_budget) if self.step_budget else None
         try:
-            generation = spec.handler(Call(self.llm, request, job.model or "", progress.add, watch))
+            if so_far is not None and prefix:
+                continuation = Continuation.of(prompt, prefix, completion_tokens=so_far["completion_tokens"])
+                segment = continuation.generate(self.llm, on_delta=progress.add, should_cancel=watch,
+                                                deadline=deadline)
+            else:
+                segment = self.llm.generate(prompt, on_delta=progress.add, should_cancel=watch, deadline=deadline)
         except LLMError as exc:
             self.metrics.provider_error(exc.provider, exc.code.value)
             self.store.note_error(job.id, exc.code, exc.message)
             raise
         finally:
             progress.flush()
-        return self._save(job, generation)
+        answer = join_segments([_committed(so_far, prefix, segment), segment]) if so_far else segment
+        if segment.finish_reason == PAUSED:
+            self._count_tokens(segment)
+            return self._pause(job, so_far, committed + len(segment.content), answer)
+        saved = self._save(spec, job, spec.handler.result(request, answer), answer)
+        if saved["outcome"] == "generated":
+            self._count_tokens(segment)
+        return saved
+
+    def _count_tokens(self, answer: LLMResponse) -> None:
+        self.metrics.tokens_used(answer.model, answer.usage.prompt_tokens, answer.usage.completion_tokens)
+
+    def _pause(self, job: Job, so_far: SoFar | None, offset: int, answer: LLMResponse) -> Called:
+        """The step budget ran out mid-answer: the text is committed; continue, unless that was the last
+        segment allowed (the job fails, keeping the text in partial_output)."""
+        segments = (so_far["segments"] if so_far else 0) + 1
+        if segments > self.max_continuations:
+            failed = self.fail(job.id, ErrorCode.MAX_CONTINUATIONS,
+                               f"the answer was not finished after {segments} segments (MAX_CONTINUATIONS="
+                               f"{self.max_continuations}); the text so far is kept in partial_output")
+            return {"outcome": "failed", "status": failed["status"]}
+        usage = answer.usage
+        return {"outcome": "paused", "so_far": {
+            "offset": offset, "segments": segments, "response_id": answer.id, "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens, "total_tokens": usage.total_tokens}}
+
+    # ---- offloaded calls (step.ai.infer) ---------------------------------------------------------------
+
+    def store_offloaded(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, data: object,
+                        format: GatewayFormat, provider: str) -> Stored:
+        """Parse what the Inngest server got from the provider (the same parsing as a streamed answer), store
+        the kind's result and complete the job. A job cancelled meanwhile stays cancelled."""
+        job = self.store.get(job_id)
+        if job is None or job.status is not JobStatus.PROCESSING:
+            return {"completed": False, "status": _status(job)}
+        if job.cancel_requested_at is not None:
+            return {"completed": False, "status": self._cancel_now(job_id)}
+        request = _stored_request(spec, job)
+        prompt = spec.handler.prompt(request, job.model or "")
+        if isinstance(prompt, Ready):  # nothing was asked of the model after all
+            saved = self._save(spec, job, prompt.result, None)
+        else:
+            try:
+                answer = parse_offloaded(data, prompt, format, provider=provider)
+            except LLMError as exc:  # an error inside a 2xx answer: the call cannot be made again from here
+                self.metrics.provider_error(exc.provider, exc.code.value)
+                return {"completed": False, "status": self.fail(job_id, exc.code, exc.message)["status"]}
+            saved = self._save(spec, job, spec.handler.result(request, answer), answer)
+            if saved["outcome"] == "generated":
+                self._count_tokens(answer)
+        if saved["outcome"] != "generated":
+            return {"completed": False, "status": saved.get("status")}
+        return self.finish(job_id)
+
+    def fail_offloaded(self, job_id: str, error: LLMError) -> Failed:
+        """The offloaded call failed on every attempt: fail the job with the provider's classified error."""
+        self.metrics.provider_error(error.provider, error.code.value)
+        return self.fail(job_id, error.code, error.message)
 
     # ---- store-result / notify-client / failure ---------------------------------------------------
 
@@ -266,9 +384,10 @@ class JobRunner:
 
     # ---- internals --------------------------------------------------------------------------------
 
-    def _prepare_attempt(self, job_id: str, attempt: int) -> Job | Called:
-        """The job, ready for a (new) attempt at the provider call; or the step's summary when there is
-        nothing to call: the job is gone, no longer processing, or cancellation was requested."""
+    def _prepare_attempt(self, job_id: str, attempt: int, committed: int = 0) -> Job | Called:
+        """The job, ready for a (new) attempt at the provider call, its text cut back to the ``committed``
+        characters of earlier segments; or the step's summary when there is nothing to call: the job is
+        gone, no longer processing, or cancellation was requested."""
         job = self.store.get(job_id)
         if job is None:
             return {"outcome": "skipped", "status": None}
@@ -281,8 +400,12 @@ class JobRunner:
                     "completion_tokens": job.completion_tokens or 0}
         if attempt > 0:
             self.store.record_attempt(job_id)
-        if job.partial_output:
-            self.store.reset_progress(job_id)
+        if len(job.partial_output) > committed:
+            if committed:
+                self.store.truncate_progress(job_id, committed)
+            else:
+                self.store.reset_progress(job_id)
+            job = job.model_copy(update={"partial_output": job.partial_output[:committed]})
         return job
 
     def _cancel_now(self, job_id: str) -> str | None:
@@ -293,29 +416,37 @@ class JobRunner:
         self._record_finished(cancelled)
         return cancelled.status.value
 
-    def _save(self, job: Job, generation: Generation[ResultT]) -> Called:
-        response = generation.result.model_dump(mode="json")
-        llm = generation.llm
-        if generation.cancelled:
+    def _save(self, spec: JobKindSpec[RequestT, ResultT], job: Job, result: ResultT, answer: LLMResponse | None
+              ) -> Called:
+        """Save the result on the row (``answer`` is the model's, None when no model was called); a stopped
+        answer cancels the job, keeping what was streamed."""
+        response = result.model_dump(mode="json")
+        if answer is not None and answer.finish_reason == "cancelled":
             cancelled = self.store.cancel(job.id, response=response)
             if cancelled is None:
                 # Cancelled meanwhile by llm-cancel: keep what this run streamed before stopping.
-                self.store.finalize_cancelled(job.id, response, generation.text)
+                self.store.finalize_cancelled(job.id, response, spec.text(result))
                 return {"outcome": "cancelled", "status": _status(self.store.get(job.id))}
             self._record_finished(cancelled)
             return {"outcome": "cancelled", "status": cancelled.status.value}
-        usage = llm.usage if llm is not None else None
+        usage = answer.usage if answer is not None else None
         if not self.store.save_result(job.id, response, usage):
             return {"outcome": "skipped", "status": _status(self.store.get(job.id))}
-        if llm is not None:
-            self.metrics.tokens_used(llm.model, llm.usage.prompt_tokens, llm.usage.completion_tokens)
-        return {"outcome": "generated", "finish_reason": llm.finish_reason if llm else "stop",
-                "completion_tokens": llm.usage.completion_tokens if llm else 0}
+        return {"outcome": "generated", "finish_reason": answer.finish_reason if answer else "stop",
+                "completion_tokens": answer.usage.completion_tokens if answer else 0}
 
     def _record_finished(self, job: Job) -> None:
         seconds = (job.finished_at - job.started_at).total_seconds() \
             if job.finished_at and job.started_at else None
         self.metrics.job_finished(job.kind.value, job.status.value, seconds)
+
+
+def _committed(so_far: SoFar, text: str, segment: LLMResponse) -> LLMResponse:
+    """The committed segments as one response, to join with the segment that follows them."""
+    usage = Usage(prompt_tokens=so_far["prompt_tokens"], completion_tokens=so_far["completion_tokens"],
+                  total_tokens=so_far["total_tokens"])
+    return LLMResponse(id=so_far["response_id"], model=segment.model, content=text, usage=usage,
+                       finish_reason=PAUSED, provider=segment.provider)
 
 
 def _stored_request(spec: JobKindSpec[RequestT, ResultT], job: Job) -> RequestT:
@@ -335,5 +466,17 @@ def cleanup_cutoffs(retention_days: int, stuck_minutes: int, pending_minutes: in
             "pending_before": (now - timedelta(minutes=pending_minutes)).isoformat()}
 
 
-__all__ = ["Began", "Called", "CancelWatch", "Cancelled", "Cutoffs", "Failed", "JobRunner", "Notified",
-           "ProgressWriter", "Stored", "cleanup_cutoffs"]
+__all__ = [
+    "Began",
+    "Called",
+    "CancelWatch",
+    "Cancelled",
+    "Cutoffs",
+    "Failed",
+    "JobRunner",
+    "Notified",
+    "ProgressWriter",
+    "SoFar",
+    "Stored",
+    "cleanup_cutoffs",
+]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from agentic.config import Settings
 from agentic.domain.jobs import Job, JobAlreadyFinished, JobNotFound, JobStatus
 from agentic.domain.llm import ContextDocument, LLMRequest, LLMResponse, Message, PreviewRequest, PreviewResult
-from agentic.generation import Call, RequestT, ResultT
+from agentic.generation import RequestT, ResultT
 from agentic.jobqueue import JobQueue, QueuedJob
 from agentic.kinds import GENERATE, PREVIEW, JobKindSpec
 from agentic.providers.base import LLMProvider
@@ -81,7 +81,7 @@ class AgenticService:
         model = spec.model(request, self.settings)
         if spec.route(request, self.routing).route is Route.QUEUE:
             return self.queue.enqueue(spec, request, model=model, user_id=user_id, idempotency_key=idempotency_key)
-        return spec.handler(Call(self.llm, request, model)).result
+        return spec.handler.run(self.llm, request, model)
 
     def generate(
         self, request: LLMRequest, *, user_id: str, context: Sequence[ContextDocument] = (),
@@ -131,7 +131,8 @@ def create_agentic_service(
 ) -> AgenticService:
     """The service for ``settings``: routing by QUICK_MODELS / SLOW_MODELS / USE_QUEUE, jobs for ``llm``."""
     return AgenticService(settings=settings, llm=llm, store=store, events=events, routing=routing_rule(settings),
-                          queue=JobQueue(store, events, llm.name), reads=JobReads(store),
+                          queue=JobQueue(store, events, llm.name),
+                          reads=JobReads(store, offload_models=tuple(settings.offload_models)),
                           composition=composition or ContextComposition())
 
 

@@ -148,7 +148,9 @@ def make_settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Callabl
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {"database_url": database_url, "llm_provider": "mock", "inngest_dev": "1",
                                   "progress_flush_seconds": 0.0, "preview_model": PREVIEW_MODEL,
-                                  "database_serverless": True}
+                                  "database_serverless": True,
+                                  # Streaming tests use OpenAI model ids; the offload tests set their own list.
+                                  "offload_models": ""}
         values.update(overrides)
         return load_settings(**values)
 

@@ -50,6 +50,7 @@ def test_a_worker_killed_mid_stream_is_retried_and_the_job_completes_once(
         "DATABASE_URL": database_url, "LLM_PROVIDER": "openrouter", "OPENROUTER_API_KEY": OPENROUTER_KEY,
         "OPENROUTER_BASE_URL": provider.base_url, "INNGEST_DEV": "0", "INNGEST_SIGNING_KEY": SIGNING_KEY,
         "PROGRESS_FLUSH_SECONDS": "0", "PROVIDER_READ_TIMEOUT": "10",
+        "OFFLOAD_MODELS": "",  # the job's openai/ model streams here (it would be offloaded by default)
     }, workers=1, threads=4, cwd=tmp_path) as server:
         server.wait_ready()
         http = HttpClient(server.base_url)

@@ -168,7 +168,7 @@ class ScriptedProvider:
         self.calls: list[tuple[JobStatus, bool]] = []
 
     def generate(self, request: LLMRequest, *, on_delta: DeltaCallback | None = None,
-                 should_cancel: CancelCheck | None = None) -> LLMResponse:
+                 should_cancel: CancelCheck | None = None, deadline: float | None = None) -> LLMResponse:
         job = self.store.get(self.job_id)
         assert job is not None
         self.calls.append((job.status, job.cancel_requested_at is not None))

@@ -388,3 +388,13 @@ def test_a_database_error_does_not_carry_the_statements_parameters(store: JobSto
         conn.execute(text("SELECT * FROM no_such_table WHERE x = :prompt"), {"prompt": "my secret prompt"})
 
     assert "my secret prompt" not in str(error.value)
+
+
+def test_truncating_progress_keeps_the_first_characters(store: JobStore) -> None:
+    job = at(store, JobStatus.PROCESSING)
+    store.append_progress(job.id, "héllo wörld ✓")
+    assert store.truncate_progress(job.id, 7)
+    assert status_of(store, job.id) is JobStatus.PROCESSING
+    current = store.get(job.id)
+    assert current is not None and current.partial_output == "héllo w"  # characters, not bytes
+    assert not store.truncate_progress(job.id, 7)  # nothing beyond: nothing written

@@ -236,7 +236,7 @@ def test_a_retried_attempt_resets_the_text(queued_api: Api) -> None:
     store.reset_progress(job_id)
     store.append_progress(job_id, "second")
     reset = stream.next()
-    assert reset is not None and reset.name == "reset" and reset.json() == {"attempts": 2, "offset": 0}
+    assert reset is not None and reset.name == "reset" and reset.json() == {"offset": 0, "attempts": 2}
     delta = stream.next()
     assert delta is not None and delta.json() == {"text": "second"} and delta.id == "processing.2.6"
     stream.close()
@@ -246,6 +246,26 @@ def test_a_retried_attempt_resets_the_text(queued_api: Api) -> None:
     assert reset is not None and reset.name == "reset"
     assert delta is not None and delta.json() == {"text": "second"}
     resumed.close()
+
+
+def test_a_retried_segment_keeps_the_committed_text(queued_api: Api) -> None:
+    """A long answer's retried segment restarts from its committed text: the reset keeps that much."""
+    secret = queued_api.key()
+    job_id = queue(queued_api, secret)
+    store = queued_api.container.jobs
+    store.start(job_id)
+    store.append_progress(job_id, "Committed. Half a seg")
+    stream = open_stream(queued_api, job_id, secret)
+    assert [stream.next().name, stream.next().name] == ["status", "delta"]  # type: ignore[union-attr]
+    store.record_attempt(job_id)
+    store.truncate_progress(job_id, len("Committed. "))
+    store.append_progress(job_id, "Whole segment.")
+    reset = stream.next()
+    assert reset is not None and reset.json() == {"offset": len("Committed. "), "attempts": 2}
+    delta = stream.next()
+    assert delta is not None and delta.json() == {"text": "Whole segment."}
+    assert delta.id == f"processing.2.{len('Committed. Whole segment.')}"
+    stream.close()
 
 
 def test_a_finished_job_streams_its_end_at_once(queued_api: Api) -> None:

@@ -30,7 +30,7 @@ def test_a_pending_job_as_its_owner_sees_it(queued_api: Api) -> None:
     view = response.json
     assert set(view) == {"id", "kind", "status", "model", "provider", "partial_output", "response", "error",
                          "usage", "attempts", "created_at", "updated_at", "started_at", "finished_at",
-                         "cancel_requested_at", "links", "token"}
+                         "cancel_requested_at", "live_text", "links", "token"}
     assert view["id"] == job_id and view["kind"] == "generate" and view["status"] == "pending"
     assert view["model"] == SLOW_MODEL and view["provider"] == "mock"
     assert view["partial_output"] is None and view["response"] is None and view["error"] is None

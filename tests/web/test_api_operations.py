@@ -33,7 +33,7 @@ def test_health_answers_without_auth_and_shows_no_secret(make_api: Callable[...,
         "status": "ok",
         "database": {"ok": True},
         "provider": {"name": "openrouter", "configured": True, "missing": None},
-        "queue": {"enabled": True},
+        "queue": {"enabled": True, "step_time_budget_seconds": 240.0, "max_continuations": 40},
         "inngest": {"mode": "dev", "event_key_set": True, "signing_key_set": True},
         "version": body["version"],
     }

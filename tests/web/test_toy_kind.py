@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict
 
 from agentic.bootstrap import inngest_functions
 from agentic.domain.jobs import JobKind, JobStatus
-from agentic.domain.llm import LLMRequest, Message
-from agentic.generation import Call, Generation
+from agentic.domain.llm import LLMRequest, LLMResponse, Message
+from agentic.generation import Handler
 from agentic.kinds import KINDS, JobKindSpec, Throttle
 from agentic.web.api import kind_answer
 from agentic.web.app import container_of
@@ -41,18 +41,22 @@ class ShoutResult(BaseModel):
 # ---- 1. the handler ---------------------------------------------------------------------------------
 
 
-def shout(call: Call[ShoutRequest]) -> Generation[ShoutResult]:
-    request = LLMRequest(messages=[Message(role="user", content=call.request.text)], model=call.model)
-    response = call.llm.generate(request, on_delta=call.on_delta, should_cancel=call.should_cancel)
-    loud = response.content.upper()
-    return Generation(ShoutResult(shout=loud), loud, response)
+def shout_prompt(request: ShoutRequest, model: str) -> LLMRequest:
+    return LLMRequest(messages=[Message(role="user", content=request.text)], model=model)
+
+
+def shout_result(request: ShoutRequest, answer: LLMResponse) -> ShoutResult:
+    return ShoutResult(shout=answer.content.upper())
+
+
+SHOUT = Handler(prompt=shout_prompt, result=shout_result)
 
 
 # ---- 2. the spec ------------------------------------------------------------------------------------
 
 TOY = JobKindSpec[ShoutRequest, ShoutResult](
     kind=JobKind.register("shout"), event="toy/shout.request", function_id="toy-shout", function_name="Shout",
-    call_step="shout-it", request_model=ShoutRequest, result_model=ShoutResult, handler=shout,
+    call_step="shout-it", request_model=ShoutRequest, result_model=ShoutResult, handler=SHOUT,
     route=lambda request, rule: rule.background("shouting is always a job"),
     model=lambda request, settings: "mock-shout", throttle=lambda settings: Throttle(7, 60), retries=1,
     text=lambda result: result.shout,

@@ -29,6 +29,7 @@ class ErrorCode(StrEnum):
     #: failed by the cleanup: still pending after PENDING_JOB_MINUTES (its event never accepted, its run never
     #: started: say the worker died between storing the job and recording a failed send)
     QUEUE_LOST = "queue_lost"
+    MAX_CONTINUATIONS = "max_continuations"  # a long answer needed more segments than MAX_CONTINUATIONS allows
     FUNCTION_FAILED = "function_failed"  # the run gave up without a classified provider error
     INTERNAL = "internal"
 

@@ -230,6 +230,14 @@ class JobStore:
             partial_output="", updated_at=utcnow())
         return self._write(stmt, job_id)
 
+    def truncate_progress(self, job_id: str, length: int) -> bool:
+        """Keep the first ``length`` characters of the partial output (a retried segment of a long answer
+        restarts from the text its earlier segments committed)."""
+        stmt = update(_T).where(_T.c.id == job_id, _T.c.status == JobStatus.PROCESSING.value,
+                                func.length(_T.c.partial_output) > length).values(
+            partial_output=func.substr(_T.c.partial_output, 1, length), updated_at=utcnow())
+        return self._write(stmt, job_id)
+
     def append_progress(self, job_id: str, text_delta: str) -> bool:
         """Append streamed text to a processing job (server-side concatenation: O(delta) per write)."""
         if not text_delta:

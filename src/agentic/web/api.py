@@ -154,7 +154,9 @@ def list_jobs() -> Response:
                                        cursor=request.args.get("cursor"))
     except InvalidCursor as exc:
         raise parameter_problem("cursor", str(exc)) from None
-    return _json(JobList(items=[JobView.of(job) for job in page.items], next_cursor=page.next_cursor))
+    reads = _container().reads
+    return _json(JobList(items=[JobView.of(job, live_text=reads.live_text(job)) for job in page.items],
+                         next_cursor=page.next_cursor))
 
 
 def _status_param(value: str | None) -> JobStatus | None:
@@ -182,17 +184,20 @@ def _limit_param(value: str | None) -> int:
 def get_job(job_id: str) -> Response:
     """One indexed read (primary key, owner checked in the same query). The owner's view carries a fresh job
     token; a token's holder gets none (a token must not renew itself)."""
+    reads = _container().reads
     token = current_job_token()
     if token is not None:
-        return _json(JobView.of(_container().reads.owned(job_id, user_id=token.user_id)))
-    job = _container().reads.owned(job_id, user_id=current_key().user_id)
-    return _json(JobView.of(job, token=_issue_token(job)))
+        job = reads.owned(job_id, user_id=token.user_id)
+        return _json(JobView.of(job, live_text=reads.live_text(job)))
+    job = reads.owned(job_id, user_id=current_key().user_id)
+    return _json(JobView.of(job, live_text=reads.live_text(job), token=_issue_token(job)))
 
 
 @api.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
-    job = _container().service.cancel(job_id, user_id=current_key().user_id)
-    return _json(JobView.of(job), 202)
+    container = _container()
+    job = container.service.cancel(job_id, user_id=current_key().user_id)
+    return _json(JobView.of(job, live_text=container.reads.live_text(job)), 202)
 
 
 @api.get("/jobs/<job_id>/events")
@@ -228,6 +233,7 @@ def job_stream(job_id: str) -> Response:
                                 heartbeat_seconds=settings.sse_heartbeat_seconds),
         on_close=slot.release,
         still_authorized=still_authorized,
+        live_text=container.reads.live_text(job),
     )
     response = Response(stream_with_context(events), mimetype="text/event-stream",
                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -266,7 +272,8 @@ def health() -> Response:
         status="ok" if database_ok and configured else "degraded",
         database=DatabaseHealth(ok=database_ok),
         provider=ProviderHealth(name=settings.llm_provider, configured=configured, missing=missing),
-        queue=QueueHealth(enabled=settings.use_queue),
+        queue=QueueHealth(enabled=settings.use_queue, step_time_budget_seconds=settings.step_time_budget_seconds,
+                          max_continuations=settings.max_continuations),
         inngest=InngestHealth(mode="dev" if settings.inngest_is_dev else "cloud",
                               event_key_set=settings.inngest_event_key is not None,
                               signing_key_set=settings.inngest_signing_key is not None),

@@ -76,11 +76,13 @@ class JobView(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested_at: datetime | None
+    live_text: bool = Field(True, description="false for an offloaded job (OFFLOAD_MODELS): the Inngest server "
+                                              "makes the call, so no partial output comes before the response")
     links: JobLinks
     token: str | None = Field(None, description=_READ_GRANT_DOC)
 
     @classmethod
-    def of(cls, job: Job, *, token: str | None = None) -> JobView:
+    def of(cls, job: Job, *, live_text: bool = True, token: str | None = None) -> JobView:
         usage = None
         if job.total_tokens is not None:
             usage = Usage(prompt_tokens=job.prompt_tokens or 0, completion_tokens=job.completion_tokens or 0,
@@ -94,7 +96,7 @@ class JobView(BaseModel):
             partial_output=partial, response=_typed_response(job), error=error, usage=usage,
             attempts=job.attempts, created_at=job.created_at, updated_at=job.updated_at,
             started_at=job.started_at, finished_at=job.finished_at, cancel_requested_at=job.cancel_requested_at,
-            links=JobLinks.for_job(job.id), token=token,
+            live_text=live_text, links=JobLinks.for_job(job.id), token=token,
         )
 
 
@@ -144,6 +146,9 @@ class ProviderHealth(BaseModel):
 
 class QueueHealth(BaseModel):
     enabled: bool
+    step_time_budget_seconds: float = Field(
+        description="STEP_TIME_BUDGET_SECONDS: the longest a provider call streams inside one step")
+    max_continuations: int = Field(description="MAX_CONTINUATIONS: segments a long answer may add")
 
 
 class InngestHealth(BaseModel):
@@ -186,6 +191,7 @@ class StatusEvent(BaseModel):
     status: JobStatus
     attempts: int
     updated_at: datetime
+    live_text: bool = Field(True, description="false for an offloaded job: no delta comes before done")
 
 
 class DeltaEvent(BaseModel):
@@ -195,11 +201,11 @@ class DeltaEvent(BaseModel):
 
 
 class ResetEvent(BaseModel):
-    """SSE ``event: reset``: the partial text received so far belongs to an earlier attempt; keep its first
-    ``offset`` characters (0: discard it all, the retried attempt starts over) and append what follows."""
+    """SSE ``event: reset``: keep the first ``offset`` characters of the partial text received so far and
+    drop the rest (a retried attempt starts over from there; 0 drops everything)."""
 
+    offset: int = Field(ge=0, description="characters (code points) of the received text to keep")
     attempts: int
-    offset: int = Field(0, ge=0, description="characters of the text received so far to keep")
 
 
 def dump(model: BaseModel) -> dict[str, Any]:

@@ -2,11 +2,12 @@
 
 Events, in order of what happened to the job:
 
-- ``status``  data ``{"status", "attempts", "updated_at"}``: the job's status changed (the first event always
-  says where it stands);
+- ``status``  data ``{"status", "attempts", "updated_at", "live_text"}``: the job's status changed (the first
+  event always says where it stands); ``live_text`` false: an offloaded job, whose text arrives with ``done``;
 - ``delta``   data ``{"text"}``: partial output to append to what the client has;
-- ``reset``   data ``{"attempts", "offset"}``: keep only the first ``offset`` characters of the partial text
-  received so far (0: drop it all, a retried attempt starts over);
+- ``reset``   data ``{"offset", "attempts"}``: keep only the first ``offset`` characters of the partial text
+  received so far (a retried attempt, or a retried segment of a long answer, starts over from there; 0 drops
+  everything);
 - ``done``    data: the whole job view (as GET /api/jobs/<id>); the last event, then the stream closes.
 
 Comment lines (``: keep-alive``) go out every ``heartbeat`` seconds of silence, so proxies keep the
@@ -18,8 +19,9 @@ has seen once it processed that event: the last status it was told, the attempt 
 it holds, and how many characters (code points) of that text it has. On reconnect, ``Last-Event-ID`` lets
 the server send only the difference: no status event unless the status changed, a delta starting at
 ``offset``, and a ``reset`` first if the text it holds belongs to an earlier attempt (or is longer than the
-current text). The ``done`` event's id starts with ``done``; reconnecting with it answers 204 No Content,
-which tells EventSource to stop reconnecting. An id that does not parse is treated as no id (full replay).
+current text); a resumed client's text is unknown, so that reset drops everything (``offset`` 0). The
+``done`` event's id starts with ``done``; reconnecting with it answers 204 No Content, which tells
+EventSource to stop reconnecting. An id that does not parse is treated as no id (full replay).
 """
 
 from __future__ import annotations
@@ -90,7 +92,8 @@ def format_event(event: str, data: str, event_id: str) -> str:
 class _Tracker:
     """Turns successive reads of the row into the events the client has not seen."""
 
-    def __init__(self, resume: StreamPosition | None) -> None:
+    def __init__(self, resume: StreamPosition | None, live_text: bool = True) -> None:
+        self.live_text = live_text
         self.status = resume.status if resume else None
         self.attempts = resume.attempts if resume else 0
         self.offset = resume.offset if resume else 0
@@ -109,7 +112,8 @@ class _Tracker:
             yield from self._status(job)
 
     def done(self, job: Job) -> str:
-        return format_event(DONE, JobView.of(job).model_dump_json(by_alias=True), self.position(DONE))
+        view = JobView.of(job, live_text=self.live_text)
+        return format_event(DONE, view.model_dump_json(by_alias=True), self.position(DONE))
 
     def _status(self, job: Job) -> Iterator[str]:
         if self.status == job.status.value:
@@ -117,7 +121,8 @@ class _Tracker:
         self.status = job.status.value
         if self.offset == 0:  # holding no text, the client is in step with the current attempt
             self.attempts = job.attempts
-        data = StatusEvent(status=job.status, attempts=job.attempts, updated_at=job.updated_at)
+        data = StatusEvent(status=job.status, attempts=job.attempts, updated_at=job.updated_at,
+                           live_text=self.live_text)
         yield format_event("status", json.dumps(dump(data)), self.position())
 
     def _text(self, job: Job) -> Iterator[str]:
@@ -126,14 +131,33 @@ class _Tracker:
             same = job.attempts == self.attempts and self.offset <= len(text)
             self.delivered = text[: self.offset] if same else None
         if self.delivered is None or not text.startswith(self.delivered):
-            self.attempts, self.offset, self.delivered = job.attempts, 0, ""
-            yield format_event("reset", json.dumps(dump(ResetEvent(attempts=job.attempts))), self.position())
+            # Keep what the client holds that the current text still starts with (the committed segments of
+            # a long answer survive a retried segment); with nothing known, drop everything (offset 0).
+            keep = _common_prefix(self.delivered, text) if self.delivered is not None else 0
+            self.attempts, self.offset, self.delivered = job.attempts, keep, text[:keep]
+            reset = ResetEvent(offset=keep, attempts=job.attempts)
+            yield format_event("reset", json.dumps(dump(reset)), self.position())
         self.attempts = job.attempts
         if len(text) > self.offset:
             delta = text[self.offset:]
             self.offset, self.delivered = len(text), text
             yield format_event("delta", json.dumps(dump(DeltaEvent(text=delta)), ensure_ascii=False),
                                self.position())
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share."""
+    limit = min(len(a), len(b))
+    if a[:limit] == b[:limit]:
+        return limit
+    low, high = 0, limit  # a[:low] == b[:low] and a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 @dataclass(frozen=True)
@@ -152,15 +176,18 @@ def job_events(
     on_close: Callable[[], None] = lambda: None,
     still_authorized: Callable[[], bool] = lambda: True,
     clock: Callable[[], float] = time.monotonic,
+    live_text: bool = True,
 ) -> Iterator[str]:
     """The stream for ``job`` (already loaded and owned by the caller), from ``resume`` on.
+
+    ``live_text`` False (an offloaded job) says so in the status events: no delta comes before ``done``.
 
     ``on_close`` runs however the stream ends: finished, timed out, or the client went away (the server
     closes the generator, which raises GeneratorExit at the pending ``yield``). ``still_authorized`` is
     asked once per heartbeat interval, so a stream ends soon after its API key is revoked.
     """
     deadline = clock() + settings.max_seconds
-    tracker = _Tracker(resume)
+    tracker = _Tracker(resume, live_text)
     subscription: Subscription | None = None
     try:
         yield f"retry: {RETRY_MILLISECONDS}\n\n"

@@ -76,6 +76,16 @@
     updateJobRow(r.jobId, status);
   }
 
+  /* An offloaded job (OFFLOAD_MODELS): the Inngest server makes the call, so no text streams before `done`. */
+  function noteOffloaded(r) {
+    if (run !== r || r.offloadNoted) return;
+    r.offloadNoted = true;
+    const item = document.createElement("li");
+    item.dataset.status = "offloaded";
+    item.textContent = "offloaded: no live text, the answer arrives when the model has finished";
+    el.timeline.append(item);
+  }
+
   /* Keep the recent-jobs row of the job on screen in step with it. */
   function updateJobRow(jobId, status) {
     if (!jobId || !(ACTIVE.has(status) || TERMINAL.has(status))) return;
@@ -374,7 +384,10 @@
     } catch (_) {
       return null;
     }
-    if (ev.event === "status") setStatus(r, data.status);
+    if (ev.event === "status") {
+      setStatus(r, data.status);
+      if (data.live_text === false) noteOffloaded(r);
+    }
     else if (ev.event === "delta") appendText(r, data.text || "");
     else if (ev.event === "reset") resetText(r, data.attempts, data.offset);
     else if (ev.event === "done") return data;
