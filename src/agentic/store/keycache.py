@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import URL, Engine, make_url
 
-from agentic.store.watch import NotifyListener, libpq_conninfo
+from agentic.store.watch import NotifyListener, shared_listener_of
 
 if TYPE_CHECKING:
     from agentic.store.keys import ApiKey
@@ -121,19 +121,9 @@ class KeyListener(NotifyListener):
             cache.invalidate()
 
 
-_listeners: dict[str, KeyListener] = {}
-_listeners_lock = threading.Lock()
-
-
 def shared_key_listener(url: URL) -> KeyListener:
     """The process's key listener for ``url``'s database (URLs differing only in ``options`` share it)."""
-    key = url.set(drivername="postgresql", query={k: v for k, v in url.query.items() if k != "options"})
-    identity = key.render_as_string(hide_password=False)
-    with _listeners_lock:
-        listener = _listeners.get(identity)
-        if listener is None:
-            listener = _listeners[identity] = KeyListener(libpq_conninfo(url))
-        return listener
+    return shared_listener_of(url, KeyListener)
 
 
 class ListenedKeyCache(KeyCache):

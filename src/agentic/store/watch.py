@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Protocol, Self, TypeVar, cast
 
 from sqlalchemy import URL, Engine, make_url
 
@@ -274,8 +274,9 @@ class NotifyJobWatcher:
             return subscription.wait(timeout)
 
 
-_listeners: dict[str, NotifyListener] = {}
+_listeners: dict[tuple[str, type[NotifyListener]], NotifyListener] = {}
 _listeners_lock = threading.Lock()
+_Listener = TypeVar("_Listener", bound="NotifyListener")
 
 
 def libpq_conninfo(url: URL) -> str:
@@ -284,18 +285,23 @@ def libpq_conninfo(url: URL) -> str:
 
 
 def shared_listener(url: URL) -> NotifyListener:
-    """The process's listener for ``url``'s database, created on first use.
+    """The process's job-change listener for ``url``'s database, created on first use."""
+    return shared_listener_of(url, NotifyListener)
+
+
+def shared_listener_of(url: URL, kind: type[_Listener]) -> _Listener:
+    """The process's listener of ``kind`` for ``url``'s database, created on first use.
 
     NOTIFY channels are per database, so URLs differing only in ``options`` (e.g. the search_path) share
     one listener and one connection.
     """
     key = url.set(drivername="postgresql", query={k: v for k, v in url.query.items() if k != "options"})
-    identity = key.render_as_string(hide_password=False)
+    identity = (key.render_as_string(hide_password=False), kind)
     with _listeners_lock:
         listener = _listeners.get(identity)
         if listener is None:
-            listener = _listeners[identity] = NotifyListener(libpq_conninfo(url))
-        return listener
+            listener = _listeners[identity] = kind(libpq_conninfo(url))
+        return cast(_Listener, listener)
 
 
 def stop_listeners() -> None:
@@ -330,6 +336,7 @@ __all__ = [
     "Subscription",
     "libpq_conninfo",
     "shared_listener",
+    "shared_listener_of",
     "stop_listeners",
     "watcher_for",
 ]
