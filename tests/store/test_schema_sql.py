@@ -83,3 +83,19 @@ def test_status_is_enforced_by_the_database(postgres_url: str) -> None:
             "INSERT INTO llm_jobs (id, kind, user_id, status, request, created_at, updated_at) "
             "VALUES ('j', 'generate', 'u', 'running', '{}', now(), now())"))
     engine.dispose()
+
+
+def test_init_db_drops_the_old_kind_check_of_an_existing_database(postgres_url: str) -> None:
+    """A database made before kinds became the application's kept ``ck_llm_jobs_kind``: ``agentic db init``
+    removes it, so a new kind can be stored without a migration."""
+    engine = create_engine(postgres_url)
+    try:
+        init_db(engine)
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE llm_jobs ADD CONSTRAINT ck_llm_jobs_kind "
+                              "CHECK (kind IN ('generate', 'preview'))"))
+        init_db(engine)
+        checks = {c["name"] for c in inspect(engine).get_check_constraints("llm_jobs")}
+        assert "ck_llm_jobs_kind" not in checks
+    finally:
+        engine.dispose()

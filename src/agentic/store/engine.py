@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool, StaticPool
 from sqlmodel import SQLModel
 
@@ -55,8 +55,12 @@ def init_db(engine: Engine) -> None:
     """Create the tables, indexes and counting triggers that are missing (idempotent).
 
     On a database made before the job counters existed, the first run counts the jobs once (locking
-    ``llm_jobs`` against writes for that scan: about a second per ten million rows on PostgreSQL).
+    ``llm_jobs`` against writes for that scan: about a second per ten million rows on PostgreSQL). On
+    PostgreSQL it also drops ``ck_llm_jobs_kind``, the check that once fixed the job kinds in the schema (kinds
+    are the application's now: a new one needs no migration).
     """
     SQLModel.metadata.create_all(engine)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE llm_jobs DROP CONSTRAINT IF EXISTS ck_llm_jobs_kind"))
         counts.install(conn)
