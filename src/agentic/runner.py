@@ -67,11 +67,16 @@ class SoFar(TypedDict):
 
 
 class Called(TypedDict):
-    """The provider step: generated (store-result comes next), paused (run it again: the answer goes on
-    from ``so_far``), cancelled, failed (no more continuations), or skipped (nothing to do)."""
+    """The provider step: generated (the answer is saved), completed (saved and the job completed, in the
+    same step), paused (run it again: the answer goes on from ``so_far``), cancelled, failed (no more
+    continuations), skipped (nothing to do), not-started (the run must end: see ``reason``), or offload
+    (the Inngest server makes the call with the ``offload`` request)."""
 
-    outcome: Literal["generated", "paused", "cancelled", "failed", "skipped"]
+    outcome: Literal["generated", "completed", "paused", "cancelled", "failed", "skipped", "not-started",
+                     "offload"]
     status: NotRequired[str | None]
+    reason: NotRequired[str]
+    offload: NotRequired[dict[str, object]]
     finish_reason: NotRequired[str]
     completion_tokens: NotRequired[int]
     so_far: NotRequired[SoFar]
@@ -102,6 +107,9 @@ class Cutoffs(TypedDict):
     delete_before: str
     stuck_before: str
     pending_before: str
+
+
+_TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
 
 
 def _status(job: Job | None) -> str | None:
@@ -209,6 +217,31 @@ class JobRunner:
         return None
 
     # ---- the provider step (call-llm, generate-preview, ...) --------------------------------------------
+
+    def advance(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, attempt: int = 0,
+                so_far: SoFar | None = None) -> Called:
+        """One provider step that also does what the steps around it used to: the first segment starts the
+        job (``begin``), and a segment whose answer is whole completes it (``finish``). So a job whose answer
+        fits in one step is done in one executor request; the client does not wait for another queue hop.
+
+        The guards hold because each part is compare-and-set and checked in the row: a first attempt that
+        finds the job processing (a duplicate delivery) ends the run without calling the provider; a retry
+        that finds the answer saved completes the job without calling it; a retry that finds the job
+        finished (its earlier attempt's reply was lost) reports that, and the run goes on to notify.
+        """
+        if so_far is None:
+            began = self.begin(job_id, attempt, spec)
+            if not began["started"]:
+                if attempt > 0 and began["status"] in _TERMINAL:
+                    return {"outcome": "skipped", "status": began["status"]}
+                return {"outcome": "not-started", "status": began["status"], "reason": began.get("reason", "")}
+            if "offload" in began:
+                return {"outcome": "offload", "status": began["status"], "offload": began["offload"]}
+        called = self.call(spec, job_id, attempt, so_far)
+        if called["outcome"] != "generated":
+            return called
+        stored = self.finish(job_id)
+        return {**called, "outcome": "completed" if stored["completed"] else "skipped", "status": stored["status"]}
 
     def call(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, attempt: int = 0,
              so_far: SoFar | None = None) -> Called:
