@@ -232,8 +232,9 @@ class JobRunner:
         if so_far is None:
             began = self.begin(job_id, attempt, spec)
             if not began["started"]:
-                if attempt > 0 and began["status"] in _TERMINAL:
-                    return {"outcome": "skipped", "status": began["status"]}
+                if attempt > 0 and began["status"] in _TERMINAL:  # ours: finished, or cancelled, since
+                    return {"outcome": "cancelled" if began["status"] == JobStatus.CANCELLED.value else "skipped",
+                            "status": began["status"]}
                 return {"outcome": "not-started", "status": began["status"], "reason": began.get("reason", "")}
             if "offload" in began:
                 return {"outcome": "offload", "status": began["status"], "offload": began["offload"]}
