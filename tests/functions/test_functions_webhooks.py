@@ -39,8 +39,8 @@ def test_finished_job_is_posted_signed(make_app: Callable[..., AppHarness], stor
 
     run = harness.generate(job).finish()
 
-    assert run.calls[3].op_names == [(Op.STEP_RUN, "notify-client")]
-    assert run.calls[3].ops[0]["data"] == {"delivered": True, "status_code": 204}
+    assert run.calls[1].op_names == [(Op.STEP_RUN, "notify-client")]
+    assert run.calls[1].ops[0]["data"] == {"delivered": True, "status_code": 204}
     assert run.output == {"job_id": job.id, "status": "completed"}
     [(summary, raw, signature)] = delivered(receiver)
     assert verify(WEBHOOK_SECRET, raw, signature)
@@ -62,9 +62,9 @@ def test_failing_receiver_retries_as_a_step_and_the_job_stays_completed(
 
     run = harness.generate(job).finish()
 
-    notify_ops = [call.op_names for call in run.calls[3:-1]]
+    notify_ops = [call.op_names for call in run.calls[1:-1]]
     assert notify_ops == [[(Op.STEP_ERROR, "notify-client")]] * 3 + [[(Op.STEP_FAILED, "notify-client")]]
-    assert run.calls[3].ops[0]["error"]["message"] == "webhook receiver answered 503"
+    assert run.calls[1].ops[0]["error"]["message"] == "webhook receiver answered 503"
     assert run.status is RunStatus.COMPLETED and run.calls[-1].status == 200
     assert run.output == {"job_id": job.id, "status": "completed"}
     assert receiver.call_count == 4
@@ -80,9 +80,9 @@ def test_receiver_recovering_on_retry_gets_the_delivery(make_app: Callable[..., 
 
     run = harness.generate(job).finish()
 
-    assert [call.op_names for call in run.calls[3:5]] == [[(Op.STEP_ERROR, "notify-client")],
+    assert [call.op_names for call in run.calls[1:3]] == [[(Op.STEP_ERROR, "notify-client")],
                                                           [(Op.STEP_RUN, "notify-client")]]
-    assert run.calls[3].ops[0]["error"]["message"] == "webhook delivery failed: ConnectError"
+    assert run.calls[1].ops[0]["error"]["message"] == "webhook delivery failed: ConnectError"
     assert receiver.call_count == 2
     for summary, raw, signature in delivered(receiver)[1:]:
         assert verify(WEBHOOK_SECRET, raw, signature) and summary["status"] == "completed"
