@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 
 class Began(TypedDict):
-    """mark-processing: whether this run goes on to call the provider (and, for a model in OFFLOAD_MODELS,
+    """The start of the first provider step (``begin``): whether this run goes on to call the provider (and, for a model in OFFLOAD_MODELS,
     the model request to hand to the Inngest server)."""
 
     started: bool
@@ -167,7 +167,7 @@ class JobRunner:
     #: OFFLOAD_MODELS: models whose calls the Inngest server makes (kinds that allow it).
     offload_models: tuple[str, ...] = ()
 
-    # ---- mark-processing ------------------------------------------------------------------------
+    # ---- the start (the first provider step's first part) -------------------------------------------
 
     def begin(self, job_id: str, attempt: int = 0, spec: JobKindSpec[RequestT, ResultT] | None = None) -> Began:
         """pending -> processing, counting the attempt. Ends the run (started=False) for a job that is
