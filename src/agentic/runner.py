@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 
 
 class Began(TypedDict):
-    """The start of the first provider step (``begin``): whether this run goes on to call the provider (and, for a model in OFFLOAD_MODELS,
-    the model request to hand to the Inngest server)."""
+    """The start of the first provider step (``begin``): whether this run goes on to call the provider
+    (and, for a model in OFFLOAD_MODELS, the model request to hand to the Inngest server)."""
 
     started: bool
     status: str | None

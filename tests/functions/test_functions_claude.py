@@ -12,7 +12,7 @@ import pytest
 from agentic.domain.jobs import JobStatus
 from agentic.store.jobs import JobStore
 from tests.functions.conftest import MODEL, AppHarness, create_generate_job
-from tests.functions.executor import Op, RunStatus
+from tests.functions.executor import RunStatus
 from tests.providers.anthropic_server import (
     AnthropicStandIn,
     api_error,
