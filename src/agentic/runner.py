@@ -178,21 +178,27 @@ class JobRunner:
         attempt, another run (a duplicate delivery of the event) started it, and this run must not call
         the provider a second time.
         """
+        return self._begin(job_id, attempt, spec)[0]
+
+    def _begin(self, job_id: str, attempt: int, spec: JobKindSpec[RequestT, ResultT] | None
+               ) -> tuple[Began, bool]:
+        """``begin``, and whether this call is the one that moved the job from pending (its start counted
+        the attempt already)."""
         job = self.store.get(job_id)
         refusal = self._refusal(job_id, job)
         if refusal is not None:
-            return refusal
+            return refusal, False
         started = self.store.start(job_id) if job is not None and job.status is JobStatus.PENDING else None
         if started is not None:
-            return self._started(started, spec)
+            return self._started(started, spec), True
         job = self.store.get(job_id)  # start() lost: the job changed under us
         refusal = self._refusal(job_id, job)
         if refusal is not None:
-            return refusal
+            return refusal, False
         if attempt > 0 and job is not None:  # processing since this step's earlier attempt
-            return self._started(job, spec)
+            return self._started(job, spec), False
         return {"started": False, "status": JobStatus.PROCESSING.value,
-                "reason": "job is being processed by another run"}
+                "reason": "job is being processed by another run"}, False
 
     def _started(self, job: Job, spec: JobKindSpec[RequestT, ResultT] | None) -> Began:
         began: Began = {"started": True, "status": JobStatus.PROCESSING.value}
@@ -230,7 +236,7 @@ class JobRunner:
         finished (its earlier attempt's reply was lost) reports that, and the run goes on to notify.
         """
         if so_far is None:
-            began = self.begin(job_id, attempt, spec)
+            began, fresh = self._begin(job_id, attempt, spec)
             if not began["started"]:
                 if attempt > 0 and began["status"] in _TERMINAL:  # ours: finished, or cancelled, since
                     return {"outcome": "cancelled" if began["status"] == JobStatus.CANCELLED.value else "skipped",
@@ -238,6 +244,8 @@ class JobRunner:
                 return {"outcome": "not-started", "status": began["status"], "reason": began.get("reason", "")}
             if "offload" in began:
                 return {"outcome": "offload", "status": began["status"], "offload": began["offload"]}
+            if fresh:  # started by this attempt (an earlier one failed before the start): counted once
+                attempt = 0
         called = self.call(spec, job_id, attempt, so_far)
         if called["outcome"] != "generated":
             return called
