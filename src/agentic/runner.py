@@ -391,7 +391,8 @@ class JobRunner:
         if job.is_terminal:
             return {"failed": False, "status": job.status.value}
         if job.status is JobStatus.PROCESSING and job.response is not None:
-            # The answer was saved; only a later step (store-result) gave up. Keep what was paid for.
+            # The answer was saved; only completing the job (call-llm's last write, or store-result) gave
+            # up. Keep what was paid for.
             return {"failed": False, "status": self.finish(job_id)["status"]}
         code = job.error_code or ErrorCode.FUNCTION_FAILED
         detail = job.error_message or message or "the job's run failed"

@@ -116,7 +116,7 @@ def test_transient_failure_then_success_resets_partial_output(make_harness: Make
     assert done.status is JobStatus.COMPLETED
     assert done.response is not None and done.response["content"] == "Hello world"
     assert done.partial_output == "Hello world"
-    assert done.attempts == 3  # mark-processing counted one, each retry of call-llm one more
+    assert done.attempts == 3  # the start counted one, each retry of call-llm one more
     assert done.error_code is None and done.error_message is None  # completing clears the noted error
     assert chat_route.call_count == 3
     assert sample(harness, "agentic_provider_errors_total", provider="openrouter", code="upstream_error") == 1
