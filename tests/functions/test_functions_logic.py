@@ -219,6 +219,22 @@ def test_provider_call_maps_errors_to_inngest_retry_decisions(make_harness: Make
     assert harness.job(job).attempts == 3
 
 
+def test_a_retry_that_starts_the_job_counts_one_attempt(make_harness: MakeHarness, store: JobStore,
+                                                         openrouter: OpenRouterRepository,
+                                                         chat_route: respx.Route) -> None:
+    """The first attempt of call-llm failed before it could start the job (say the database was down):
+    the retry starts it and calls the provider once; the job has made one attempt, not two."""
+    harness = make_harness(openrouter)
+    job = create_generate_job(store)
+    chat_route.return_value = sse_response(sse_chunks("Started late."))
+
+    summary = provider_call(harness.runner, GENERATE, job.id, 1)
+
+    assert summary["outcome"] == "completed" and summary["status"] == "completed"
+    done = harness.job(job)
+    assert done.status is JobStatus.COMPLETED and done.attempts == 1 and chat_route.call_count == 1
+
+
 def test_invalid_stored_request_is_not_retried(make_harness: MakeHarness, store: JobStore,
                                                openrouter: OpenRouterRepository,
                                                chat_route: respx.Route) -> None:
