@@ -1,5 +1,6 @@
-"""One Inngest function per job kind, derived from its spec (agentic.kinds): mark-processing, the kind's
-provider step, store-result, notify-client, and a failure handler.
+"""One Inngest function per job kind, derived from its spec (agentic.kinds): the kind's provider step (the
+first one starts the job, the one that ends the answer completes it), notify-client, and a failure handler.
+An answer that fits in one step is done in the run's first executor request; only the webhook follows.
 
 Only step outputs are memoised; everything outside ``ctx.step.run`` runs again on every request of a run,
 so the code here reads the event and the memoised outputs and nothing else (no clock, no database).
@@ -20,7 +21,7 @@ from agentic.domain.llm import LLMRequest
 from agentic.kinds import AnySpec
 from agentic.providers.offload import current_app_origin, offload_call
 from agentic.queue import EVENT_CANCEL
-from agentic.runner import Began, Called, Failed, JobRunner, SoFar, Stored
+from agentic.runner import Called, Failed, JobRunner, SoFar, Stored
 
 log = logging.getLogger("agentic.functions")
 
@@ -39,7 +40,6 @@ class FailureResult(TypedDict):
     status: NotRequired[str | None]
     reason: NotRequired[str]
 
-MARK_PROCESSING = "mark-processing"
 STORE_RESULT = "store-result"
 NOTIFY_CLIENT = "notify-client"
 MARK_FAILED = "mark-failed"
@@ -59,27 +59,26 @@ def job_id_of(event: inngest.Event, expected: str) -> str:
 def run_job(ctx: inngest.ContextSync, runner: JobRunner, spec: AnySpec, settings: Settings) -> RunResult:
     job_id = job_id_of(ctx.event, spec.event)
     # ctx.attempt is the attempt of the step this request executes, so each step gets its own.
-    began: Began = ctx.step.run(MARK_PROCESSING, runner.begin, job_id, ctx.attempt, spec)
-    if not began["started"]:
-        return {"job_id": job_id, "status": began["status"], "skipped": began.get("reason")}
+    # The first provider step starts the job: no step of its own, so the call starts in the first request.
+    first: Called = ctx.step.run(spec.call_step, provider_call, runner, spec, job_id, ctx.attempt, None)
+    if first["outcome"] == "not-started":
+        return {"job_id": job_id, "status": first.get("status"), "skipped": first.get("reason")}
 
-    offload = began.get("offload")
-    status = run_segments(ctx, runner, spec, job_id) if offload is None else \
+    offload = first.get("offload")
+    status = run_segments(ctx, runner, spec, job_id, first) if offload is None else \
         run_offloaded(ctx, runner, spec, job_id, LLMRequest.model_validate(offload), settings=settings)
     notify(ctx, runner, job_id)
     return {"job_id": job_id, "status": status}
 
 
-def run_segments(ctx: inngest.ContextSync, runner: JobRunner, spec: AnySpec, job_id: str) -> str | None:
-    """The provider step, again for each segment of a long answer (``call-llm``, ``call-llm:1``, …: the SDK
-    numbers a repeated step id), each continuing the text the one before committed; then store-result."""
-    result: Called = ctx.step.run(spec.call_step, provider_call, runner, spec, job_id, ctx.attempt, None)
+def run_segments(ctx: inngest.ContextSync, runner: JobRunner, spec: AnySpec, job_id: str, result: Called
+                 ) -> str | None:
+    """The provider step again for each further segment of a long answer (``call-llm:1``, ``call-llm:2``,
+    …: the SDK numbers a repeated step id), each continuing the text the one before committed; the segment
+    that ends the answer completes the job."""
     while result["outcome"] == "paused":  # bounded: past MAX_CONTINUATIONS the step fails the job
         result = ctx.step.run(spec.call_step, provider_call, runner, spec, job_id, ctx.attempt,
                               result.get("so_far"))
-    if result["outcome"] == "generated":
-        stored: Stored = ctx.step.run(STORE_RESULT, runner.finish, job_id)
-        return stored["status"]
     return result.get("status") or result["outcome"]
 
 
@@ -128,7 +127,7 @@ def provider_call(runner: JobRunner, spec: AnySpec, job_id: str, attempt: int, s
     The error is also noted on the row, so the failure handler fails the job with it once retries run out.
     """
     try:
-        return runner.call(spec, job_id, attempt, so_far)
+        return runner.advance(spec, job_id, attempt, so_far)
     except LLMError as exc:
         log.warning("provider call for %s failed (attempt %d): %r", job_id, attempt, exc)
         if not exc.retriable:

@@ -21,7 +21,7 @@ class PathSpec:
 
 
 def all_paths() -> list[PathSpec]:
-    from bench.paths import cleanup, coldstart, continuation, delivery, enqueue, poll, scrape, step, streaming
+    from bench.paths import cleanup, coldstart, continuation, delivery, enqueue, poll, queue, scrape, step, streaming
 
-    return [enqueue.SPEC, poll.SPEC, delivery.SPEC, step.SPEC, coldstart.SPEC, streaming.SPEC, continuation.SPEC,
-            cleanup.SPEC, scrape.SPEC]
+    return [enqueue.SPEC, poll.SPEC, delivery.SPEC, step.SPEC, queue.SPEC, coldstart.SPEC, streaming.SPEC,
+            continuation.SPEC, cleanup.SPEC, scrape.SPEC]

@@ -33,8 +33,9 @@ SIGNING_KEY = "signkey-test-0123456789abcdef"
 BASELINE_APP_ID = "bench-baseline"
 USER = "bench-steps"
 WARMUP = 3
-#: llm-generate's steps, each against the baseline's one no-op step; then the request that returns.
-OUR_STEPS = ("mark-processing", "call-llm", "store-result")
+#: llm-generate's steps, each against the baseline's one no-op step; then the request that returns. One
+#: step: it starts the job, calls the provider and completes the job (no WEBHOOK_URL, so no notify-client).
+OUR_STEPS = ("call-llm",)
 
 
 def baseline_app() -> Flask:
@@ -107,9 +108,8 @@ def run(ctx: Context) -> list[Measurement]:
         if ours_run.output.get("status") != "completed":
             raise RuntimeError(f"llm-generate ended with {ours_run.output!r}")
         base_run = baseline.run("noop", event("bench/noop", job_id), f"base-{job_id}")
-        bare_id = new_job()  # the same work without Inngest: the runner's calls, one per step
-        bare = [timed(partial(runner.begin, bare_id, 0)), timed(partial(runner.call, GENERATE, bare_id, 0)),
-                timed(partial(runner.finish, bare_id))]
+        bare_id = new_job()  # the same work without Inngest: the runner's call, one per step
+        bare = [timed(partial(runner.advance, GENERATE, bare_id, 0))]
         if measured:
             samples.add_ours(ours_run.requests)
             samples.add_baseline(base_run.requests)

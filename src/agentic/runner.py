@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 
 
 class Began(TypedDict):
-    """mark-processing: whether this run goes on to call the provider (and, for a model in OFFLOAD_MODELS,
-    the model request to hand to the Inngest server)."""
+    """The start of the first provider step (``begin``): whether this run goes on to call the provider
+    (and, for a model in OFFLOAD_MODELS, the model request to hand to the Inngest server)."""
 
     started: bool
     status: str | None
@@ -67,11 +67,16 @@ class SoFar(TypedDict):
 
 
 class Called(TypedDict):
-    """The provider step: generated (store-result comes next), paused (run it again: the answer goes on
-    from ``so_far``), cancelled, failed (no more continuations), or skipped (nothing to do)."""
+    """The provider step: generated (the answer is saved), completed (saved and the job completed, in the
+    same step), paused (run it again: the answer goes on from ``so_far``), cancelled, failed (no more
+    continuations), skipped (nothing to do), not-started (the run must end: see ``reason``), or offload
+    (the Inngest server makes the call with the ``offload`` request)."""
 
-    outcome: Literal["generated", "paused", "cancelled", "failed", "skipped"]
+    outcome: Literal["generated", "completed", "paused", "cancelled", "failed", "skipped", "not-started",
+                     "offload"]
     status: NotRequired[str | None]
+    reason: NotRequired[str]
+    offload: NotRequired[dict[str, object]]
     finish_reason: NotRequired[str]
     completion_tokens: NotRequired[int]
     so_far: NotRequired[SoFar]
@@ -102,6 +107,9 @@ class Cutoffs(TypedDict):
     delete_before: str
     stuck_before: str
     pending_before: str
+
+
+_TERMINAL = frozenset(status.value for status in JobStatus if status.is_terminal)
 
 
 def _status(job: Job | None) -> str | None:
@@ -159,7 +167,7 @@ class JobRunner:
     #: OFFLOAD_MODELS: models whose calls the Inngest server makes (kinds that allow it).
     offload_models: tuple[str, ...] = ()
 
-    # ---- mark-processing ------------------------------------------------------------------------
+    # ---- the start (the first provider step's first part) -------------------------------------------
 
     def begin(self, job_id: str, attempt: int = 0, spec: JobKindSpec[RequestT, ResultT] | None = None) -> Began:
         """pending -> processing, counting the attempt. Ends the run (started=False) for a job that is
@@ -170,21 +178,27 @@ class JobRunner:
         attempt, another run (a duplicate delivery of the event) started it, and this run must not call
         the provider a second time.
         """
+        return self._begin(job_id, attempt, spec)[0]
+
+    def _begin(self, job_id: str, attempt: int, spec: JobKindSpec[RequestT, ResultT] | None
+               ) -> tuple[Began, bool]:
+        """``begin``, and whether this call is the one that moved the job from pending (its start counted
+        the attempt already)."""
         job = self.store.get(job_id)
         refusal = self._refusal(job_id, job)
         if refusal is not None:
-            return refusal
+            return refusal, False
         started = self.store.start(job_id) if job is not None and job.status is JobStatus.PENDING else None
         if started is not None:
-            return self._started(started, spec)
+            return self._started(started, spec), True
         job = self.store.get(job_id)  # start() lost: the job changed under us
         refusal = self._refusal(job_id, job)
         if refusal is not None:
-            return refusal
+            return refusal, False
         if attempt > 0 and job is not None:  # processing since this step's earlier attempt
-            return self._started(job, spec)
+            return self._started(job, spec), False
         return {"started": False, "status": JobStatus.PROCESSING.value,
-                "reason": "job is being processed by another run"}
+                "reason": "job is being processed by another run"}, False
 
     def _started(self, job: Job, spec: JobKindSpec[RequestT, ResultT] | None) -> Began:
         began: Began = {"started": True, "status": JobStatus.PROCESSING.value}
@@ -209,6 +223,34 @@ class JobRunner:
         return None
 
     # ---- the provider step (call-llm, generate-preview, ...) --------------------------------------------
+
+    def advance(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, attempt: int = 0,
+                so_far: SoFar | None = None) -> Called:
+        """One provider step that also does what the steps around it used to: the first segment starts the
+        job (``begin``), and a segment whose answer is whole completes it (``finish``). So a job whose answer
+        fits in one step is done in one executor request; the client does not wait for another queue hop.
+
+        The guards hold because each part is compare-and-set and checked in the row: a first attempt that
+        finds the job processing (a duplicate delivery) ends the run without calling the provider; a retry
+        that finds the answer saved completes the job without calling it; a retry that finds the job
+        finished (its earlier attempt's reply was lost) reports that, and the run goes on to notify.
+        """
+        if so_far is None:
+            began, fresh = self._begin(job_id, attempt, spec)
+            if not began["started"]:
+                if attempt > 0 and began["status"] in _TERMINAL:  # ours: finished, or cancelled, since
+                    return {"outcome": "cancelled" if began["status"] == JobStatus.CANCELLED.value else "skipped",
+                            "status": began["status"]}
+                return {"outcome": "not-started", "status": began["status"], "reason": began.get("reason", "")}
+            if "offload" in began:
+                return {"outcome": "offload", "status": began["status"], "offload": began["offload"]}
+            if fresh:  # started by this attempt (an earlier one failed before the start): counted once
+                attempt = 0
+        called = self.call(spec, job_id, attempt, so_far)
+        if called["outcome"] != "generated":
+            return called
+        stored = self.finish(job_id)
+        return {**called, "outcome": "completed" if stored["completed"] else "skipped", "status": stored["status"]}
 
     def call(self, spec: JobKindSpec[RequestT, ResultT], job_id: str, attempt: int = 0,
              so_far: SoFar | None = None) -> Called:
@@ -349,7 +391,8 @@ class JobRunner:
         if job.is_terminal:
             return {"failed": False, "status": job.status.value}
         if job.status is JobStatus.PROCESSING and job.response is not None:
-            # The answer was saved; only a later step (store-result) gave up. Keep what was paid for.
+            # The answer was saved; only completing the job (call-llm's last write, or store-result) gave
+            # up. Keep what was paid for.
             return {"failed": False, "status": self.finish(job_id)["status"]}
         code = job.error_code or ErrorCode.FUNCTION_FAILED
         detail = job.error_message or message or "the job's run failed"

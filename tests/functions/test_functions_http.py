@@ -43,26 +43,18 @@ def test_run_driven_step_by_step_to_completion(make_app: MakeApp, store: JobStor
     run = harness.generate(job)
 
     first = run.advance()
-    assert first.status == 206 and first.op_names == [(Op.STEP_RUN, "mark-processing")]
-    assert first.ops[0]["id"] == step_hash("mark-processing")
-    assert first.ops[0]["data"] == {"started": True, "status": "processing"}
-    assert response_signature_valid(first.response, SIGNING_KEY)
-    started = harness.job(job)
-    assert started.status is JobStatus.PROCESSING and started.attempts == 1 and started.response is None
-
-    second = run.advance()
-    assert second.op_names == [(Op.STEP_RUN, "call-llm")]
-    summary = second.ops[0]["data"]
-    assert summary["outcome"] == "generated" and summary["finish_reason"] == "stop"
+    # One request: the step starts the job, calls the provider and completes the job.
+    assert first.status == 206 and first.op_names == [(Op.STEP_RUN, "call-llm")]
+    assert first.ops[0]["id"] == step_hash("call-llm")
+    summary = first.ops[0]["data"]
+    assert summary["outcome"] == "completed" and summary["status"] == "completed"
+    assert summary["finish_reason"] == "stop"
     assert len(json.dumps(summary)) < 200  # the step returns a summary; the text lives in the row
+    assert response_signature_valid(first.response, SIGNING_KEY)
     generated = harness.job(job)
-    assert generated.status is JobStatus.PROCESSING
+    assert generated.status is JobStatus.COMPLETED and generated.attempts == 1
     assert generated.response is not None and generated.response["content"]
     assert generated.partial_output == generated.response["content"]
-
-    third = run.advance()
-    assert third.op_names == [(Op.STEP_RUN, "store-result")]
-    assert harness.job(job).status is JobStatus.COMPLETED
 
     last = run.advance()
     assert last.status == 200 and run.status is RunStatus.COMPLETED
@@ -70,7 +62,7 @@ def test_run_driven_step_by_step_to_completion(make_app: MakeApp, store: JobStor
     done = harness.job(job)
     assert done.status is JobStatus.COMPLETED and done.attempts == 1
     assert done.response == generated.response and done.total_tokens and done.finished_at is not None
-    assert len(run.calls) == 4
+    assert len(run.calls) == 2
 
 
 def test_preview_over_http(make_app: MakeApp, store: JobStore) -> None:
@@ -80,9 +72,7 @@ def test_preview_over_http(make_app: MakeApp, store: JobStore) -> None:
     run = harness.preview(job).finish()
 
     assert run.status is RunStatus.COMPLETED
-    assert [names for _, names in ops(run)][:3] == [[(Op.STEP_RUN, "mark-processing")],
-                                                    [(Op.STEP_RUN, "generate-preview")],
-                                                    [(Op.STEP_RUN, "store-result")]]
+    assert [names for _, names in ops(run)] == [[(Op.STEP_RUN, "generate-preview")], []]
     assert harness.job(job).response == {"preview": "Short enough.", "used_ai": False}
 
 
@@ -95,11 +85,11 @@ def test_planned_steps_run_when_targeted(make_app: MakeApp, store: JobStore) -> 
     run.disable_immediate_execution = True
 
     planned = run.advance()
-    assert planned.op_names == [(Op.STEP_PLANNED, "mark-processing")]
+    assert planned.op_names == [(Op.STEP_PLANNED, "call-llm")]
     assert harness.job(job).status is JobStatus.PENDING  # planning runs nothing
     executed = run.advance()
-    assert executed.target == step_hash("mark-processing")
-    assert executed.op_names == [(Op.STEP_RUN, "mark-processing")]
+    assert executed.target == step_hash("call-llm")
+    assert executed.op_names == [(Op.STEP_RUN, "call-llm")]
     run.finish()
     assert run.output == {"job_id": job.id, "status": "completed"}
 
@@ -116,14 +106,13 @@ def test_exhausted_retries_reach_the_failure_handler(make_app: MakeApp, store: J
 
     run = harness.generate(job).finish()
 
-    assert ops(run) == [(206, [(Op.STEP_RUN, "mark-processing")]),
-                        (206, [(Op.STEP_ERROR, "call-llm")]),
+    assert ops(run) == [(206, [(Op.STEP_ERROR, "call-llm")]),
                         (206, [(Op.STEP_ERROR, "call-llm")]),
                         (206, [(Op.STEP_ERROR, "call-llm")]),
                         (206, [(Op.STEP_FAILED, "call-llm")]),
                         (500, [])]
-    assert [call.attempt for call in run.calls[1:5]] == [0, 1, 2, 3]
-    error = run.calls[1].ops[0]["error"]
+    assert [call.attempt for call in run.calls[0:4]] == [0, 1, 2, 3]
+    error = run.calls[0].ops[0]["error"]
     assert error["name"] == "LLMError" and error["message"] == "overloaded upstream"
     assert run.status is RunStatus.FAILED
     assert run.calls[-1].headers.get("x-inngest-no-retry") == "true"  # the memoised StepError
@@ -149,7 +138,7 @@ def test_non_retriable_error_answers_500_no_retry(make_app: MakeApp, store: JobS
 
     run = harness.generate(job).finish()
 
-    assert ops(run) == [(206, [(Op.STEP_RUN, "mark-processing")]), (500, [])]
+    assert ops(run) == [(500, [])]  # the first request: the job started, the provider refused
     last = run.calls[-1]
     assert last.headers.get("x-inngest-no-retry") == "true"
     assert last.body["name"] == "NonRetriableError"
@@ -173,13 +162,13 @@ def test_rate_limit_answers_retry_after_then_succeeds(make_app: MakeApp, store: 
 
     run = harness.generate(job).finish()
 
-    limited = run.calls[1]
+    limited = run.calls[0]
     assert limited.status == 500 and limited.attempt == 0
     assert "x-inngest-no-retry" not in limited.headers
     assert limited.body["name"] == "RetryAfterError"
     retry_at = datetime.fromisoformat(limited.headers["retry-after"].replace("Z", "+00:00"))
     assert timedelta(seconds=25) <= retry_at - datetime.now(UTC) <= timedelta(seconds=31)
-    assert run.calls[2].attempt == 1 and run.calls[2].op_names == [(Op.STEP_RUN, "call-llm")]
+    assert run.calls[1].attempt == 1 and run.calls[1].op_names == [(Op.STEP_RUN, "call-llm")]
     assert run.status is RunStatus.COMPLETED
     done = harness.job(job)
     assert done.status is JobStatus.COMPLETED and done.partial_output == "Later then." and done.attempts == 2
@@ -233,7 +222,7 @@ def test_same_event_delivered_twice_processes_the_job_once(make_app: MakeApp, st
 
     assert first.output == {"job_id": job.id, "status": "completed"}
     assert second.output == {"job_id": job.id, "status": "completed", "skipped": "job is already completed"}
-    assert len(second.calls) == 2  # mark-processing, then the end
+    assert len(second.calls) == 2  # the first step (refusing), then the end
     assert chat_route.call_count == 1
     assert harness.job(job).attempts == 1
 
@@ -241,39 +230,49 @@ def test_same_event_delivered_twice_processes_the_job_once(make_app: MakeApp, st
 def test_duplicate_runs_interleaved_call_the_provider_once(make_app: MakeApp, store: JobStore,
                                                            chat_route: respx.Route,
                                                            openrouter_settings: dict[str, Any]) -> None:
-    chat_route.return_value = sse_response(sse_chunks("Once."))
     harness = make_app(**openrouter_settings)
     job = create_generate_job(store)
-    first = harness.generate(job)
-    first.advance()  # mark-processing done: the job is processing
+    seconds: list[Run] = []
 
-    second = harness.generate(job).finish()  # the duplicate delivery, while the first runs
+    def stream() -> Iterator[bytes]:
+        for index, chunk in enumerate(sse_chunks("On", "ce.")):
+            if index == 1:  # the duplicate delivery runs on another worker while the first run's step streams
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    seconds.append(pool.submit(lambda: harness.generate(job).finish()).result(timeout=30))
+            yield chunk
 
-    assert second.output == {"job_id": job.id, "status": "processing",
-                             "skipped": "job is being processed by another run"}
-    first.finish()
+    chat_route.side_effect = lambda request: sse_response(stream())
+    first = harness.generate(job).finish()
+
+    assert [second.output for second in seconds] == [{"job_id": job.id, "status": "processing",
+                                                      "skipped": "job is being processed by another run"}]
     assert first.output == {"job_id": job.id, "status": "completed"}
     assert chat_route.call_count == 1
     assert harness.job(job).attempts == 1
 
 
-def test_lost_reply_of_mark_processing_is_retried_safely(make_app: MakeApp, store: JobStore) -> None:
-    harness = make_app()
-    job = create_generate_job(store, provider="mock")
+def test_lost_reply_of_the_completing_step_is_retried_safely(make_app: MakeApp, store: JobStore,
+                                                             chat_route: respx.Route,
+                                                             openrouter_settings: dict[str, Any]) -> None:
+    chat_route.return_value = sse_response(sse_chunks("Paid once."))
+    harness = make_app(**openrouter_settings)
+    job = create_generate_job(store)
     run = harness.generate(job)
-    run.advance()
+    run.advance()  # started, called and completed in one step
     # The executor never got that answer: it retries the same step as attempt 1.
     run.steps.clear()
     run.stack.clear()
-    run.attempt, run.target = 1, step_hash("mark-processing")
+    run.attempt, run.target = 1, step_hash("call-llm")
 
     retried = run.advance()
 
-    assert retried.op_names == [(Op.STEP_RUN, "mark-processing")]
-    assert retried.ops[0]["data"] == {"started": True, "status": "processing"}
+    assert retried.op_names == [(Op.STEP_RUN, "call-llm")]
+    assert retried.ops[0]["data"] == {"outcome": "skipped", "status": "completed"}
     run.finish()
     assert run.output == {"job_id": job.id, "status": "completed"}
-    assert harness.job(job).attempts == 1
+    assert chat_route.call_count == 1
+    done = harness.job(job)
+    assert done.status is JobStatus.COMPLETED and done.attempts == 1 and done.partial_output == "Paid once."
 
 
 # ---- cancellation --------------------------------------------------------------------------------------
@@ -294,19 +293,21 @@ def test_cancel_before_the_llm_call(make_app: MakeApp, store: JobStore, chat_rou
     assert harness.job(job).status is JobStatus.CANCELLED
 
 
-def test_cancel_between_mark_processing_and_the_llm_call(make_app: MakeApp, store: JobStore,
-                                                         chat_route: respx.Route,
-                                                         openrouter_settings: dict[str, Any]) -> None:
+def test_cancel_between_attempts_of_the_llm_call(make_app: MakeApp, store: JobStore,
+                                                 chat_route: respx.Route,
+                                                 openrouter_settings: dict[str, Any]) -> None:
+    chat_route.return_value = error_response(503, "overloaded upstream")
     harness = make_app(**openrouter_settings)
     job = create_generate_job(store)
     run = harness.generate(job)
-    run.advance()
+    run.advance()  # the job started; the provider failed: the step is retried
 
     harness.cancel(job)
     run.finish()
 
+    assert run.calls[1].ops[0]["data"] == {"outcome": "cancelled", "status": "cancelled"}
     assert run.output == {"job_id": job.id, "status": "cancelled"}
-    assert chat_route.call_count == 0
+    assert chat_route.call_count == 1
     cancelled = harness.job(job)
     assert cancelled.status is JobStatus.CANCELLED and cancelled.response is None
 
@@ -314,17 +315,18 @@ def test_cancel_between_mark_processing_and_the_llm_call(make_app: MakeApp, stor
 def test_cancel_request_recorded_between_steps_stops_before_the_provider(
         make_app: MakeApp, store: JobStore, chat_route: respx.Route, openrouter_settings: dict[str, Any]) -> None:
     # The API records the request on the row first; the cancel event may come late or never.
+    chat_route.return_value = error_response(503, "overloaded upstream")
     harness = make_app(**openrouter_settings)
     job = create_generate_job(store)
     run = harness.generate(job)
-    run.advance()
+    run.advance()  # the job started; the provider failed: the step is retried
 
     assert store.request_cancel(job.id)
     run.finish()
 
     assert run.calls[1].ops[0]["data"] == {"outcome": "cancelled", "status": "cancelled"}
     assert run.output == {"job_id": job.id, "status": "cancelled"}
-    assert chat_route.call_count == 0
+    assert chat_route.call_count == 1
     assert harness.job(job).status is JobStatus.CANCELLED
 
 
@@ -349,7 +351,7 @@ def test_cancel_during_the_llm_call_stops_the_stream(make_app: MakeApp, store: J
     run = harness.generate(job).finish()
 
     assert [c.output["cancelled"] for c in cancels] == [True]
-    call_llm = run.calls[1]
+    call_llm = run.calls[0]
     assert call_llm.op_names == [(Op.STEP_RUN, "call-llm")]
     assert call_llm.ops[0]["data"] == {"outcome": "cancelled", "status": "cancelled"}
     assert run.output == {"job_id": job.id, "status": "cancelled"}

@@ -116,7 +116,7 @@ def test_transient_failure_then_success_resets_partial_output(make_harness: Make
     assert done.status is JobStatus.COMPLETED
     assert done.response is not None and done.response["content"] == "Hello world"
     assert done.partial_output == "Hello world"
-    assert done.attempts == 3  # mark-processing counted one, each retry of call-llm one more
+    assert done.attempts == 3  # the start counted one, each retry of call-llm one more
     assert done.error_code is None and done.error_message is None  # completing clears the noted error
     assert chat_route.call_count == 3
     assert sample(harness, "agentic_provider_errors_total", provider="openrouter", code="upstream_error") == 1
@@ -197,8 +197,7 @@ def test_provider_call_maps_errors_to_inngest_retry_decisions(make_harness: Make
                                                               openrouter: OpenRouterRepository,
                                                               chat_route: respx.Route) -> None:
     harness = make_harness(openrouter)
-    job = create_generate_job(store)
-    assert harness.runner.begin(job.id)["started"] is True
+    job = create_generate_job(store)  # pending: the first attempt of the step starts it
 
     chat_route.return_value = error_response(429, "slow down", headers={"retry-after": "20"})
     before = datetime.now(UTC)
@@ -220,12 +219,27 @@ def test_provider_call_maps_errors_to_inngest_retry_decisions(make_harness: Make
     assert harness.job(job).attempts == 3
 
 
+def test_a_retry_that_starts_the_job_counts_one_attempt(make_harness: MakeHarness, store: JobStore,
+                                                         openrouter: OpenRouterRepository,
+                                                         chat_route: respx.Route) -> None:
+    """The first attempt of call-llm failed before it could start the job (say the database was down):
+    the retry starts it and calls the provider once; the job has made one attempt, not two."""
+    harness = make_harness(openrouter)
+    job = create_generate_job(store)
+    chat_route.return_value = sse_response(sse_chunks("Started late."))
+
+    summary = provider_call(harness.runner, GENERATE, job.id, 1)
+
+    assert summary["outcome"] == "completed" and summary["status"] == "completed"
+    done = harness.job(job)
+    assert done.status is JobStatus.COMPLETED and done.attempts == 1 and chat_route.call_count == 1
+
+
 def test_invalid_stored_request_is_not_retried(make_harness: MakeHarness, store: JobStore,
                                                openrouter: OpenRouterRepository,
                                                chat_route: respx.Route) -> None:
     harness = make_harness(openrouter)
     job, _ = store.create(kind=JobKind.GENERATE, user_id="u", request={"messages": []}, model=MODEL)
-    assert harness.runner.begin(job.id)["started"] is True
 
     with pytest.raises(inngest.NonRetriableError, match="bad_request"):
         provider_call(harness.runner, GENERATE, job.id, 0)

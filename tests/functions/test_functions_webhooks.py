@@ -39,8 +39,8 @@ def test_finished_job_is_posted_signed(make_app: Callable[..., AppHarness], stor
 
     run = harness.generate(job).finish()
 
-    assert run.calls[3].op_names == [(Op.STEP_RUN, "notify-client")]
-    assert run.calls[3].ops[0]["data"] == {"delivered": True, "status_code": 204}
+    assert run.calls[1].op_names == [(Op.STEP_RUN, "notify-client")]
+    assert run.calls[1].ops[0]["data"] == {"delivered": True, "status_code": 204}
     assert run.output == {"job_id": job.id, "status": "completed"}
     [(summary, raw, signature)] = delivered(receiver)
     assert verify(WEBHOOK_SECRET, raw, signature)
@@ -54,6 +54,30 @@ def test_finished_job_is_posted_signed(make_app: Callable[..., AppHarness], stor
     assert receiver.calls[0].request.headers["content-type"] == "application/json"
 
 
+def test_a_one_step_answer_is_completed_in_the_first_request_and_the_webhook_follows(
+        make_app: Callable[..., AppHarness], store: JobStore, receiver: respx.Route) -> None:
+    """The client waits for no queue hop after its answer: the run's first executor request starts the job,
+    calls the provider and completes the job; only the webhook, which must not delay it, comes later."""
+    receiver.return_value = httpx.Response(204)
+    harness = make_app(**WEBHOOK)
+    job = create_generate_job(store, provider="mock")  # answers at once
+    run = harness.generate(job)
+
+    first = run.advance()
+
+    assert first.op_names == [(Op.STEP_RUN, "call-llm")]
+    assert first.ops[0]["data"]["outcome"] == "completed"
+    done = harness.job(job)
+    assert done.status is JobStatus.COMPLETED and done.response is not None and done.finished_at is not None
+    assert receiver.call_count == 0  # not yet: the webhook is the next request's work
+
+    second = run.advance()
+
+    assert second.op_names == [(Op.STEP_RUN, "notify-client")] and receiver.call_count == 1
+    run.finish()
+    assert len(run.calls) == 3 and run.output == {"job_id": job.id, "status": "completed"}
+
+
 def test_failing_receiver_retries_as_a_step_and_the_job_stays_completed(
         make_app: Callable[..., AppHarness], store: JobStore, receiver: respx.Route) -> None:
     receiver.return_value = httpx.Response(503)
@@ -62,9 +86,9 @@ def test_failing_receiver_retries_as_a_step_and_the_job_stays_completed(
 
     run = harness.generate(job).finish()
 
-    notify_ops = [call.op_names for call in run.calls[3:-1]]
+    notify_ops = [call.op_names for call in run.calls[1:-1]]
     assert notify_ops == [[(Op.STEP_ERROR, "notify-client")]] * 3 + [[(Op.STEP_FAILED, "notify-client")]]
-    assert run.calls[3].ops[0]["error"]["message"] == "webhook receiver answered 503"
+    assert run.calls[1].ops[0]["error"]["message"] == "webhook receiver answered 503"
     assert run.status is RunStatus.COMPLETED and run.calls[-1].status == 200
     assert run.output == {"job_id": job.id, "status": "completed"}
     assert receiver.call_count == 4
@@ -80,9 +104,9 @@ def test_receiver_recovering_on_retry_gets_the_delivery(make_app: Callable[..., 
 
     run = harness.generate(job).finish()
 
-    assert [call.op_names for call in run.calls[3:5]] == [[(Op.STEP_ERROR, "notify-client")],
+    assert [call.op_names for call in run.calls[1:3]] == [[(Op.STEP_ERROR, "notify-client")],
                                                           [(Op.STEP_RUN, "notify-client")]]
-    assert run.calls[3].ops[0]["error"]["message"] == "webhook delivery failed: ConnectError"
+    assert run.calls[1].ops[0]["error"]["message"] == "webhook delivery failed: ConnectError"
     assert receiver.call_count == 2
     for summary, raw, signature in delivered(receiver)[1:]:
         assert verify(WEBHOOK_SECRET, raw, signature) and summary["status"] == "completed"

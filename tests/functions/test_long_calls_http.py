@@ -150,8 +150,7 @@ def test_each_segment_is_its_own_step_with_the_committed_text_on_the_row(
     harness = long_app()
     job = long_job(store)
     run = harness.generate(job)
-    run.advance()  # mark-processing
-    first = run.advance()
+    first = run.advance()  # the first request starts the job and streams the first segment
     assert first.op_names == [(Op.STEP_RUN, "call-llm")]
     paused = first.ops[0]["data"]
     assert paused["outcome"] == "paused" and len(json.dumps(paused)) < 300  # the text lives in the row
@@ -187,8 +186,7 @@ def test_cancel_between_segments_keeps_the_committed_text(
     harness = long_app()
     job = long_job(store)
     run = harness.generate(job)
-    run.advance()
-    run.advance()  # the first segment, paused
+    run.advance()  # the job started, the first segment paused
     committed = harness.job(job).partial_output
     harness.cancel(job)  # llm-cancel between two steps
     run.finish()

@@ -57,13 +57,13 @@ def _step_errors(calls: list[Any]) -> list[str]:
     return [name for call in calls for op, name in call.op_names if op == Op.STEP_ERROR]
 
 
-# The UPDATE each step writes first, in order: mark-processing starts the job, call-llm appends streamed text
-# then saves the response, store-result completes the job.
+# The UPDATEs the one call-llm step writes, in order: it starts the job, appends streamed text, saves the
+# response, completes the job.
 KILL_BEFORE = {
-    "mark-processing: start": ("started_at=", "mark-processing", 1),
+    "call-llm: start": ("started_at=", "call-llm", 1),
     "call-llm: progress write": ("partial_output=(llm_jobs.partial_output", "call-llm", 2),
     "call-llm: saving the response": ("SET response=", "call-llm", 2),
-    "store-result: complete": ("finished_at=", "store-result", 1),
+    "call-llm: complete": ("finished_at=", "call-llm", 1),
 }
 
 
@@ -105,7 +105,7 @@ def test_connections_dropped_between_steps_are_replaced_without_a_retry(
     try:
         job = create_generate_job(store)
         run = harness.generate(job)
-        run.advance()  # mark-processing; its connection goes back to the pool
+        run.advance()  # call-llm (the whole job); its connection goes back to the pool
         pids = backends_named(admin, name)
         assert pids, "the pool kept no connection to drop"
         assert terminate(admin, pids) == len(pids)
@@ -171,7 +171,7 @@ def test_a_database_outage_refuses_requests_sends_nothing_and_recovers(
                 assert body_of(response)["code"] == "database_unavailable"
                 assert response.headers.get("Retry-After")
     during = run.advance()  # Inngest calls a step meanwhile: it fails and will be retried
-    assert during.op_names == [(Op.STEP_ERROR, "mark-processing")]
+    assert during.op_names == [(Op.STEP_ERROR, "call-llm")]
     assert proxy.refused > 0
     assert len(refused) >= 8
     assert [e.id for e in recorder.named(EVENT_GENERATE)] == [job_id]  # nothing sent during the outage
@@ -197,7 +197,6 @@ def test_a_database_outage_in_the_middle_of_a_stream_is_retried_after_it(
                        database_serverless=False, progress_flush_seconds=0.0)
     job = create_generate_job(store)
     run = harness.generate(job)
-    run.advance()
 
     def outage_after_two_chunks(request: Any) -> Any:
         def chunks() -> Iterator[bytes]:

@@ -58,7 +58,6 @@ def test_a_worker_killed_mid_stream_is_retried_and_the_job_completes_once(
         job = create_generate_job(store)
         run = executor.start("llm-generate", make_event(EVENT_GENERATE, {"job_id": job.id, "user_id": job.user_id}),
                              retries=3)
-        assert run.advance().op_names == [(Op.STEP_RUN, "mark-processing")]
 
         outcome: list[BaseException | object] = []
 
@@ -106,8 +105,7 @@ def test_a_reply_lost_after_the_response_was_saved_does_not_pay_for_the_answer_t
     harness = make_app(**openrouter_settings, progress_flush_seconds=0.0)
     job = create_generate_job(store)
     run = harness.generate(job)
-    run.advance()
-    saved = run.advance()
+    saved = run.advance()  # the first request starts the job, saves the answer and completes the job
     assert saved.op_names == [(Op.STEP_RUN, "call-llm")] and harness.job(job).response is not None
     run.steps.pop(saved.ops[0]["id"])  # the executor never got that answer: it retries the same step
     run.stack.pop()

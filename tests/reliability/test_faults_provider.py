@@ -97,8 +97,7 @@ def test_a_transient_fault_is_retried_and_the_job_completes_once(
     job = create_generate_job(store)
     run = harness.generate(job)
 
-    run.advance()  # mark-processing
-    failed = run.advance()  # call-llm, first attempt
+    failed = run.advance()  # call-llm, first attempt (it started the job)
 
     assert failed.op_names == [(Op.STEP_ERROR, "call-llm")]
     retrying = harness.job(job)
@@ -110,7 +109,7 @@ def test_a_transient_fault_is_retried_and_the_job_completes_once(
     run.finish()
 
     assert run.status is RunStatus.COMPLETED and run.output == {"job_id": job.id, "status": "completed"}
-    assert [c.op_names for c in run.calls[2:4]] == [[(Op.STEP_RUN, "call-llm")], [(Op.STEP_RUN, "store-result")]]
+    assert [c.op_names for c in run.calls[1:3]] == [[(Op.STEP_RUN, "call-llm")], []]  # the retry completes it
     done = harness.job(job)
     assert done.status is JobStatus.COMPLETED
     assert done.response is not None and done.response["content"] == FINAL_TEXT
@@ -144,7 +143,7 @@ def test_a_permanent_fault_fails_the_job_at_once_without_a_retry(
 
     run = harness.generate(job).finish()
 
-    assert [(c.status, c.op_names) for c in run.calls] == [(206, [(Op.STEP_RUN, "mark-processing")]), (500, [])]
+    assert [(c.status, c.op_names) for c in run.calls] == [(500, [])]
     assert run.calls[-1].headers.get("x-inngest-no-retry") == "true"
     assert run.status is RunStatus.FAILED
     assert chat_route.call_count == 1
@@ -174,7 +173,7 @@ def test_a_provider_that_hangs_forever_is_bounded_by_the_read_timeout(make_app: 
         elapsed = time.monotonic() - started
 
         assert run.status is RunStatus.FAILED
-        assert [c.op_names for c in run.calls[1:5]] == [[(Op.STEP_ERROR, "call-llm")]] * 3 + [
+        assert [c.op_names for c in run.calls[0:4]] == [[(Op.STEP_ERROR, "call-llm")]] * 3 + [
             [(Op.STEP_FAILED, "call-llm")]]
         assert len(provider.calls) == 4  # one connection per attempt, each given up after the read timeout
         assert elapsed < 4 * 0.3 + 8  # bounded: four read timeouts plus overhead, not "forever"
@@ -200,8 +199,8 @@ def test_a_provider_that_goes_silent_mid_stream_is_retried(make_app: MakeApp, st
         run = harness.generate(job).finish()
 
         assert run.output == {"job_id": job.id, "status": "completed"}
-        assert run.calls[1].op_names == [(Op.STEP_ERROR, "call-llm")]
-        assert "did not answer in time" in run.calls[1].ops[0]["error"]["message"]
+        assert run.calls[0].op_names == [(Op.STEP_ERROR, "call-llm")]
+        assert "did not answer in time" in run.calls[0].ops[0]["error"]["message"]
         done = harness.job(job)
         assert done.status is JobStatus.COMPLETED and done.partial_output == FINAL_TEXT
         assert done.response is not None and done.response["content"] == FINAL_TEXT

@@ -24,7 +24,7 @@ import inngest
 import respx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from sqlalchemy import Engine
 
 from agentic.domain.errors import ErrorCode, LLMError
@@ -36,7 +36,7 @@ from agentic.kinds import GENERATE
 from agentic.metrics import Metrics
 from agentic.providers.base import CancelCheck, DeltaCallback
 from agentic.providers.openrouter import OpenRouterRepository
-from agentic.runner import JobRunner
+from agentic.runner import JobRunner, SoFar
 from agentic.store.jobs import JobStore
 
 BASE = "https://openrouter.test/api/v1"
@@ -201,27 +201,32 @@ def run_runner_machine(engine: Engine) -> None:
             self.job_id = self.provider.job_id = job.id
             self.terminal: Any = None  # the row as it was when it first became terminal
             self.max_attempts = 0
-            self.generated = False  # the latest call-llm said "generated": only then does store-result run
 
         @rule(attempt=st.sampled_from([0, 1, 2]))
-        def mark_processing(self, attempt: int) -> None:
+        def started_only(self, attempt: int) -> None:
+            """A first call-llm step that died after starting the job, before the provider answered."""
             self.runner.begin(self.job_id, attempt)
 
         @rule(attempt=st.sampled_from([0, 1, 2]),
               outcome=st.sampled_from(["ok", "transient", "permanent", "cancelled"]))
         def call_llm(self, attempt: int, outcome: str) -> None:
             self.provider.outcome = outcome
-            self.generated = False
-            try:  # exactly what the call-llm step runs, error mapping included
-                summary = provider_call(self.runner, GENERATE, self.job_id, attempt)
+            try:  # exactly what the first call-llm step runs (start, call, complete), error mapping included
+                provider_call(self.runner, GENERATE, self.job_id, attempt)
             except (LLMError, inngest.NonRetriableError, inngest.RetryAfterError):
                 return
-            self.generated = summary["outcome"] == "generated"
 
-        @precondition(lambda self: self.generated)
-        @rule()
-        def store_result(self) -> None:
-            self.runner.finish(self.job_id)
+        @rule(attempt=st.sampled_from([0, 1, 2]),
+              outcome=st.sampled_from(["ok", "transient", "permanent", "cancelled"]))
+        def later_segment(self, attempt: int, outcome: str) -> None:
+            """A later call-llm step (its so_far from a paused segment): call, and complete a whole answer."""
+            self.provider.outcome = outcome
+            so_far: SoFar = {"offset": 0, "segments": 1, "response_id": "r", "prompt_tokens": 0,
+                             "completion_tokens": 0, "total_tokens": 0}
+            try:
+                provider_call(self.runner, GENERATE, self.job_id, attempt, so_far)
+            except (LLMError, inngest.NonRetriableError, inngest.RetryAfterError):
+                return
 
         @rule()
         def llm_cancel(self) -> None:
