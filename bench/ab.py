@@ -174,9 +174,7 @@ def _step_iterations(ctx: Context) -> Iterator[dict[str, float]]:
         bare_id = new_job()
         result = {t.name or "return": t.seconds for t in ours_run.requests}
         result["baseline"] = base_run.requests[0].seconds
-        for name, call in zip(step.OUR_STEPS, (partial(runner.begin, bare_id, 0),
-                                               partial(runner.call, GENERATE, bare_id, 0),
-                                               partial(runner.finish, bare_id)), strict=True):
+        for name, call in zip(step.OUR_STEPS, (partial(runner.advance, GENERATE, bare_id, 0),), strict=True):
             result[f"row:{name}"] = timed(call)
         yield result
 

@@ -1,4 +1,4 @@
-"""Engines suited to both worlds: SQLite embedded (WAL, busy timeout) and PostgreSQL (pool, pre-ping)."""
+"""Engines suited to both worlds: SQLite embedded (WAL, busy timeout) and PostgreSQL (pool, liveness check)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 from sqlmodel import SQLModel
 
 from agentic.store import counts, tables  # noqa: F401  (tables: registers them on SQLModel.metadata)
+from agentic.store.liveness import check_on_checkout
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -20,12 +21,14 @@ def create_db_engine(
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
     # hide_parameters: a database error's message (logged with its traceback) must not carry prompts or keys.
-    kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True, "hide_parameters": True}
+    kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if serverless:
         kwargs["poolclass"] = NullPool
     else:
         kwargs.update(pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=300, pool_timeout=10)
-    return create_engine(url, connect_args={"connect_timeout": 5}, **kwargs)
+    engine = create_engine(url, connect_args={"connect_timeout": 5}, **kwargs)
+    check_on_checkout(engine)  # instead of pool_pre_ping, which costs a round trip on every checkout
+    return engine
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> Engine:
