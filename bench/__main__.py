@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-report", action="store_true", help="write no Markdown report")
     parser.add_argument("--json", type=Path, default=None, help="where to write the results as JSON "
                         "(default: bench/results/<time>.json)")
-    parser.add_argument("--workers", type=int, default=ServerOptions.workers, help="gunicorn workers")
+    parser.add_argument("--workers", type=int, default=ServerOptions.workers,
+                        help="app server worker processes (default: agentic serve's)")
     parser.add_argument("--threads", type=int, default=ServerOptions.threads, help="threads per worker")
     args = parser.parse_args(argv)
     unknown = set(filter(None, args.only.split(","))) - set(names)
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "databases": versions,
         "database_names": names,
-        "server": f"gunicorn gthread, {options.workers} workers x {options.threads} threads, 127.0.0.1",
+        "server": options.describe(),
     }
     json_path = args.json or ROOT / "bench" / "results" / f"{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     write_json(json_path, meta, rows, failures)

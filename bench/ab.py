@@ -2,7 +2,7 @@
 
 A is the working tree; B is the same with DIR (a copy of ``src/`` holding the fix) first on PYTHONPATH. Both
 run against the same database and stand-ins at the same time, and their rounds alternate, so load on a
-shared machine falls on both alike. HTTP paths (enqueue, poll) go through two gunicorn servers; in-process
+shared machine falls on both alike. HTTP paths (enqueue, poll) go through two app servers; in-process
 paths (step, streaming) run in two child processes driven in lockstep. Each row also shows the bare
 baseline of the main suite, measured in the same rounds.
 """

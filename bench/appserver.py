@@ -1,4 +1,5 @@
-"""agentic's Flask app served the way it is deployed off-serverless: gunicorn, gthread workers, loopback."""
+"""agentic's Flask app served the way it is deployed off-serverless (``agentic serve``: waitress worker
+processes, ``bench.serve``), on loopback."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ CONST_PATH = "/bench/const"
 
 @dataclass(frozen=True)
 class ServerOptions:
-    workers: int = 2
+    workers: int | None = None  # agentic serve's default (2)
     threads: int = 16
+
+    def describe(self) -> str:
+        workers = "agentic serve's default workers (2)" if self.workers is None else f"{self.workers} workers"
+        return f"waitress (`agentic serve`'s server), {workers} x {self.threads} threads, 127.0.0.1"
 
 
 def server_env(database_url: str, event_api_url: str, **extra: str) -> dict[str, str]:
@@ -39,31 +44,30 @@ def server_env(database_url: str, event_api_url: str, **extra: str) -> dict[str,
 
 
 class AppServer:
-    """``gunicorn -k gthread bench.wsgi:app`` on 127.0.0.1; ``url`` is its origin."""
+    """``python -m bench.serve`` on 127.0.0.1; ``url`` is its origin."""
 
     def __init__(self, env: dict[str, str], options: ServerOptions, log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w")
-        args = [sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", str(options.workers),
-                "--threads", str(options.threads), "-b", f"127.0.0.1:{self.port}", "--keep-alive", "30",
-                "--backlog", "512", "--timeout", "120", "--graceful-timeout", "5", "--log-level", "warning",
-                "bench.wsgi:app"]
+        args = [sys.executable, "-m", "bench.serve", "--port", str(self.port), "--threads", str(options.threads)]
+        if options.workers is not None:
+            args += ["--workers", str(options.workers)]
         self.process = spawn(args, cwd=ROOT, env=env, stdout=self._log, stderr=self._log)
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({self.process.returncode}); see {self.log_path}")
+                raise RuntimeError(f"the app server exited ({self.process.returncode}); see {self.log_path}")
             try:
                 if httpx.get(self.url + CONST_PATH, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not answer within {timeout:g}s; see {self.log_path}")
+        raise RuntimeError(f"the app server did not answer within {timeout:g}s; see {self.log_path}")
 
     def close(self) -> None:
         stop(self.process)

@@ -43,10 +43,10 @@ class Context:
         log(f"{self.db.name}: {message}")
 
     def app_server(self) -> AppServer:
-        """agentic's app under gunicorn, started on first use and kept for the database's benchmarks."""
+        """agentic's app under its server (bench.serve), started on first use and kept for the database's benchmarks."""
         if self._server is None:
             env = server_env(self.db.url, self.stand_ins.url)
-            server = AppServer(env, self.server_options, self.workdir / f"gunicorn-{self.db.name}.log")
+            server = AppServer(env, self.server_options, self.workdir / f"server-{self.db.name}.log")
             try:
                 server.wait_ready()
             except Exception:

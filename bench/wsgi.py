@@ -1,4 +1,4 @@
-"""What the benchmark's gunicorn serves: agentic's app, plus one bare route as the poll baseline.
+"""What the benchmark's app server serves: agentic's app, plus one bare route as the poll baseline.
 
 Settings come from the environment the launcher sets (``bench.appserver``).
 """

@@ -144,11 +144,11 @@ def run(ctx: Context) -> list[Measurement]:
     with fresh_like(ctx.db) as db:  # the shared database stays as the other benchmarks left it
         engine = create_db_engine(db.url)
         env = server_env(db.url, ctx.stand_ins.url, METRICS_TOKEN=TOKEN)
-        servers = [AppServer(env, ctx.server_options, ctx.workdir / f"gunicorn-scrape-{db.name}.log")]
+        servers = [AppServer(env, ctx.server_options, ctx.workdir / f"server-scrape-{db.name}.log")]
         before_src = os.environ.get("BENCH_SCRAPE_BEFORE_SRC")
         if before_src:
             servers.append(AppServer({**env, "PYTHONPATH": before_src}, ctx.server_options,
-                                     ctx.workdir / f"gunicorn-scrape-before-{db.name}.log"))
+                                     ctx.workdir / f"server-scrape-before-{db.name}.log"))
         try:
             for server in servers:
                 server.wait_ready()

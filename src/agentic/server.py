@@ -39,6 +39,14 @@ def stream_cap(threads: int) -> int:
     return max(1, threads - max(1, threads // 4))
 
 
+def default_workers(*, in_memory_database: bool) -> int:
+    """Worker processes when not told: two, so one busy or dying worker leaves the other serving, and the GIL
+    of one process does not cap the server (on SQLite too: WAL and the busy timeout let two processes share
+    the file, and two doubled the throughput of one at 8 clients; BENCHMARKS.md, F10). An in-memory SQLite
+    database lives in one process, so it gets one."""
+    return 1 if in_memory_database else 2
+
+
 @dataclass(frozen=True)
 class ServerOptions:
     host: str

@@ -78,12 +78,20 @@ def test_serve_in_production_mode_points_to_the_vercel_deployment(sqlite_url: st
     assert (ROOT / "app.py").exists()
 
 
+def test_an_in_memory_database_is_served_by_one_process(server_runs: list[tuple[Any, Any]]) -> None:
+    """Each worker process would hold a database of its own: jobs queued in one could not be read in another."""
+    assert _serve("sqlite://", "--port", "8126")[0] == 0
+    assert server_runs[0][1].workers == 1
+    assert _serve("sqlite://", "--port", "8126", "--workers", "3")[0] == 0
+    assert server_runs[1][1].workers == 3  # told: as told
+
+
 def test_serve_runs_threaded_workers_and_keeps_threads_from_event_streams(
         sqlite_url: str, server_runs: list[tuple[Any, Any]]) -> None:
     assert _serve(sqlite_url, "--host", "0.0.0.0", "--port", "8124")[0] == 0
     app, options = server_runs[0]
     assert (options.host, options.port) == ("0.0.0.0", 8124)
-    assert (options.workers, options.threads) == (1, 16)  # SQLite: one process, many threads
+    assert (options.workers, options.threads) == (2, 16)  # a SQLite file is shared by two processes
     assert options.max_body_bytes == 4_718_592  # the largest body any route takes (/api/inngest's)
     assert container_of(app).settings.sse_max_streams == 12  # a quarter of the threads kept for the API
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 @click.option("--port", default=DEFAULT_PORT, show_default=True, envvar="PORT", type=click.IntRange(1, 65535),
               help="Port to listen on (env PORT).")
 @click.option("--workers", type=click.IntRange(1, 64), default=None,
-              help="Worker processes [default: 1 on SQLite, 2 on PostgreSQL].")
+              help="Worker processes [default: 2; 1 for an in-memory SQLite database].")
 @click.option("--threads", type=click.IntRange(1, 256), default=16, show_default=True,
               help="Threads per worker: each request being answered holds one (an Inngest step, an SSE stream).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True)
@@ -31,8 +31,9 @@ def serve(*, host: str, port: int, workers: int | None, threads: int, access_log
     calls always find one. Creates missing tables first, so a fresh database works at once. On Vercel no
     server is started: `vercel deploy --prod` serves app.py (README, "Deploying to Vercel").
     """
-    from agentic.server import ServerOptions, stream_cap
+    from agentic.server import ServerOptions, default_workers, stream_cap
     from agentic.server import serve as run_server
+    from agentic.store.engine import is_in_memory_sqlite
     from agentic.web.app import container_of, create_app
 
     settings = _settings()
@@ -41,9 +42,7 @@ def serve(*, host: str, port: int, workers: int | None, threads: int, access_log
     settings = settings.model_copy(update={"sse_max_streams": cap})
     app = create_app(settings)  # builds everything once, so a config error stops us here, not in a worker
 
-    if workers is None:
-        # SQLite serialises writers; one process (with threads) avoids lock contention between processes.
-        workers = 2 if settings.is_postgres else 1
+    workers = workers or default_workers(in_memory_database=is_in_memory_sqlite(settings.database_url))
     base = f"http://{_display_host(host)}:{port}"
     for line in _serve_banner(base, settings, workers, threads):
         click.echo(line)

@@ -31,8 +31,13 @@ def create_db_engine(
     return engine
 
 
+def is_in_memory_sqlite(url: str) -> bool:
+    """A database that lives in this process only (one connection, shared by its threads)."""
+    return url in ("sqlite://", "sqlite:///:memory:")
+
+
 def _sqlite_engine(url: str, *, echo: bool) -> Engine:
-    in_memory = url in ("sqlite://", "sqlite:///:memory:")
+    in_memory = is_in_memory_sqlite(url)
     engine = create_engine(
         url,
         echo=echo,
