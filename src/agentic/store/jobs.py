@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Select, delete, func, select, text, tuple_, update
+from sqlalchemy import Engine, Select, bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.sql.dml import Update
 
@@ -32,6 +32,11 @@ MAX_PAGE_SIZE = 100
 
 _T = JobRow.__table__  # type: ignore[attr-defined]
 _INSERT = _T.insert()
+# The hot reads, built once: building a SELECT and its cache key on every call cost more than the
+# PostgreSQL round trip itself (a poll's read went from ~550 to ~380 us; BENCHMARKS.md, F10).
+_BY_ID = select(_T).where(_T.c.id == bindparam("job_id"))
+_BY_ID_AND_OWNER = _BY_ID.where(_T.c.user_id == bindparam("user_id"))
+_CANCEL_STATE = select(_T.c.status, _T.c.cancel_requested_at).where(_T.c.id == bindparam("job_id"))
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 
 
@@ -213,7 +218,7 @@ class JobStore:
     def cancel_requested(self, job_id: str) -> bool:
         """True when cancellation was requested or the job already ended (so work should stop)."""
         with self._single.connect() as conn:
-            row = conn.execute(select(_T.c.status, _T.c.cancel_requested_at).where(_T.c.id == job_id)).first()
+            row = conn.execute(_CANCEL_STATE, {"job_id": job_id}).first()
         return row is None or row.cancel_requested_at is not None or row.status in _TERMINAL
 
     # ---- progress -----------------------------------------------------------------------------
@@ -360,10 +365,10 @@ class JobStore:
 
     @staticmethod
     def _get(conn: Connection, job_id: str, *, user_id: str | None = None) -> Job | None:
-        query = select(_T).where(_T.c.id == job_id)
-        if user_id is not None:
-            query = query.where(_T.c.user_id == user_id)
-        row = conn.execute(query).first()
+        if user_id is None:
+            row = conn.execute(_BY_ID, {"job_id": job_id}).first()
+        else:
+            row = conn.execute(_BY_ID_AND_OWNER, {"job_id": job_id, "user_id": user_id}).first()
         return _to_job(row._mapping) if row is not None else None
 
 
