@@ -59,7 +59,7 @@ CONVERSATION_ROLES = [role for role in get_args(Role) if role != "system"]
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     role: Role
     content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]
@@ -68,7 +68,7 @@ class Message(BaseModel):
 class LLMRequest(BaseModel):
     """What a client asks a model for. Unknown fields are refused, so a typo is a 422, not a silent default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     messages: Annotated[list[Message], Field(
         min_length=1, max_length=MAX_MESSAGES,
@@ -106,7 +106,7 @@ class LLMRequest(BaseModel):
 
 
 class Usage(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -119,7 +119,7 @@ class Usage(BaseModel):
 
 
 class LLMResponse(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     model: str
@@ -130,7 +130,7 @@ class LLMResponse(BaseModel):
 
 
 class PreviewRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     title: Annotated[Text, Field(min_length=1, max_length=500)]
     content: Annotated[Text, Field(min_length=1, max_length=MAX_PREVIEW_CONTENT_CHARS)]
@@ -141,7 +141,7 @@ class PreviewRequest(BaseModel):
 
 
 class PreviewResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     preview: str
     used_ai: bool
@@ -155,7 +155,7 @@ def estimate_tokens(texts: Iterable[str]) -> int:
 class ContextDocument(BaseModel):
     """A document the caller wants the model to see, composed into the system prompt."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     title: Annotated[Text, Field(min_length=1, max_length=500)]
     content: Annotated[Text, Field(min_length=1, max_length=MAX_MESSAGE_CHARS)]

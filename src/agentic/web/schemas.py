@@ -25,6 +25,13 @@ _READ_GRANT_DOC = (
     "`done` events and to a token's holder")
 
 
+class ApiBody(BaseModel):
+    """The API's bodies build their validators and serializers when first used, not at import: a cold start
+    builds only what its first request needs (BENCHMARKS.md, F11)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class GenerateRequest(LLMRequest):
     """Body of POST /api/llm/generate: an LLM request plus optional context documents.
 
@@ -38,7 +45,7 @@ class GenerateRequest(LLMRequest):
         return LLMRequest.model_validate(fields)
 
 
-class JobLinks(BaseModel):
+class JobLinks(ApiBody):
     model_config = ConfigDict(populate_by_name=True, frozen=True)
 
     self_: str = Field(alias="self", description="this job")
@@ -51,12 +58,12 @@ class JobLinks(BaseModel):
         return cls(self_=base, events=f"{base}/events", cancel=f"{base}/cancel")
 
 
-class JobError(BaseModel):
+class JobError(ApiBody):
     code: str = Field(description="stable snake_case code, e.g. rate_limited, queue_unavailable")
     message: str
 
 
-class JobView(BaseModel):
+class JobView(ApiBody):
     """A job as its owner sees it."""
 
     id: str
@@ -107,20 +114,20 @@ def _typed_response(job: Job) -> LLMResponse | PreviewResult | dict[str, Any] | 
     return result.model_dump(mode="json")  # a kind registered beyond the built-in ones
 
 
-class JobList(BaseModel):
+class JobList(ApiBody):
     items: list[JobView]
     next_cursor: Annotated[str, Field(json_schema_extra={"pattern": CURSOR_PATTERN})] | None = Field(
         description="pass as ?cursor= for the next page; null on the last page")
 
 
-class GenerateCompleted(BaseModel):
+class GenerateCompleted(ApiBody):
     """200: a quick model answered directly."""
 
     status: Literal["completed"] = "completed"
     response: LLMResponse
 
 
-class QueuedJobAnswer(BaseModel):
+class QueuedJobAnswer(ApiBody):
     """202: the request became a job; follow ``links`` (also in the Location header)."""
 
     job_id: str
@@ -134,30 +141,30 @@ class QueuedJobAnswer(BaseModel):
         return cls(job_id=job.id, kind=job.kind, status=job.status, links=JobLinks.for_job(job.id), token=token)
 
 
-class DatabaseHealth(BaseModel):
+class DatabaseHealth(ApiBody):
     ok: bool
 
 
-class ProviderHealth(BaseModel):
+class ProviderHealth(ApiBody):
     name: str
     configured: bool
     missing: str | None = Field(description="the environment variable to set, when not configured")
 
 
-class QueueHealth(BaseModel):
+class QueueHealth(ApiBody):
     enabled: bool
     step_time_budget_seconds: float = Field(
         description="STEP_TIME_BUDGET_SECONDS: the longest a provider call streams inside one step")
     max_continuations: int = Field(description="MAX_CONTINUATIONS: segments a long answer may add")
 
 
-class InngestHealth(BaseModel):
+class InngestHealth(ApiBody):
     mode: Literal["dev", "cloud"]
     event_key_set: bool
     signing_key_set: bool
 
 
-class Health(BaseModel):
+class Health(ApiBody):
     status: Literal["ok", "degraded"]
     database: DatabaseHealth
     provider: ProviderHealth
@@ -166,12 +173,12 @@ class Health(BaseModel):
     version: str
 
 
-class ProblemFieldError(BaseModel):
+class ProblemFieldError(ApiBody):
     field: str
     message: str
 
 
-class Problem(BaseModel):
+class Problem(ApiBody):
     """RFC 9457 problem details; extra members (job_id, job_status, provider...) appear where relevant."""
 
     model_config = ConfigDict(extra="allow")
@@ -185,7 +192,7 @@ class Problem(BaseModel):
     errors: list[ProblemFieldError] | None = None
 
 
-class StatusEvent(BaseModel):
+class StatusEvent(ApiBody):
     """SSE ``event: status``."""
 
     status: JobStatus
@@ -194,13 +201,13 @@ class StatusEvent(BaseModel):
     live_text: bool = Field(True, description="false for an offloaded job: no delta comes before done")
 
 
-class DeltaEvent(BaseModel):
+class DeltaEvent(ApiBody):
     """SSE ``event: delta``: text to append to what the client has."""
 
     text: str
 
 
-class ResetEvent(BaseModel):
+class ResetEvent(ApiBody):
     """SSE ``event: reset``: keep the first ``offset`` characters of the partial text received so far and
     drop the rest (a retried attempt starts over from there; 0 drops everything)."""
 
