@@ -14,6 +14,7 @@ import respx
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import MAX_PREVIEW_CONTENT_CHARS
 from agentic.queue import EVENT_GENERATE
+from agentic.web.bodies import MAX_JSON_DEPTH
 from tests.web.support import OPENROUTER, SLOW_MODEL, Api, EventLog, auth, chat
 
 
@@ -341,6 +342,22 @@ def test_a_small_body_nested_deeply_is_400_invalid_json(queued_api: Api, path: s
 
     assert response.status_code == 400
     assert response.json["code"] == "invalid_json"
+    assert queued_api.jobs_count() == 0
+
+
+def test_nesting_is_refused_past_the_stated_depth_on_every_python(queued_api: Api) -> None:
+    """MAX_JSON_DEPTH levels parse and reach validation (422: not messages); one more is 400 invalid_json."""
+    def body(levels: int) -> bytes:  # the outer object is level 1
+        return b'{"messages": ' + b"[" * (levels - 1) + b"]" * (levels - 1) + b"}"
+
+    at_limit = queued_api.client.post("/api/llm/generate", data=body(MAX_JSON_DEPTH),
+                                      content_type="application/json", headers=auth(queued_api.key()))
+    past = queued_api.client.post("/api/llm/generate", data=body(MAX_JSON_DEPTH + 1),
+                                  content_type="application/json", headers=auth(queued_api.key()))
+
+    assert at_limit.status_code == 422 and at_limit.json["field"].startswith("messages")
+    assert past.status_code == 400 and past.json["code"] == "invalid_json"
+    assert str(MAX_JSON_DEPTH) in past.json["detail"]
     assert queued_api.jobs_count() == 0
 
 
