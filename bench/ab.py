@@ -50,7 +50,7 @@ def _env_b(candidate: Path) -> dict[str, str]:
 
 def http_rows(db: Database, stand_ins: StandIns, candidate: Path, workdir: Path, args: argparse.Namespace
               ) -> list[Row]:
-    options = ServerOptions()
+    options = ServerOptions(workers=2)  # agentic serve's default, said outright for a candidate from before it
     servers = {name: AppServer(server_env(db.url, stand_ins.url, **extra), options, workdir / f"ab-{name}.log")
                for name, extra in (("A", {}), ("B", _env_b(candidate)))}
     ctx = Context(sizes=DEFAULT, db=db, stand_ins=stand_ins, workdir=workdir)
@@ -71,7 +71,9 @@ def http_rows(db: Database, stand_ins: StandIns, candidate: Path, workdir: Path,
             rows += [("enqueue", f"throughput, {clients} clients", "req/s", r["bare"].throughput,
                       r["A"].throughput, r["B"].throughput),
                      ("enqueue", f"p50 latency, {clients} clients", "ms", r["bare"].latency.ms("p50"),
-                      r["A"].latency.ms("p50"), r["B"].latency.ms("p50"))]
+                      r["A"].latency.ms("p50"), r["B"].latency.ms("p50")),
+                     ("enqueue", f"p99 latency, {clients} clients", "ms", r["bare"].latency.ms("p99"),
+                      r["A"].latency.ms("p99"), r["B"].latency.ms("p99"))]
             factories = {"bare": request_factory(servers["A"].url, "GET", CONST_PATH, expect=200)} | {
                 name: request_factory(s.url, "GET", f"/api/jobs/{job_id}", expect=200, token=token)
                 for name, s in servers.items()}
@@ -79,7 +81,9 @@ def http_rows(db: Database, stand_ins: StandIns, candidate: Path, workdir: Path,
             rows += [("poll", f"throughput, {clients} clients", "req/s", r["bare"].throughput,
                       r["A"].throughput, r["B"].throughput),
                      ("poll", f"p50 latency, {clients} clients", "ms", r["bare"].latency.ms("p50"),
-                      r["A"].latency.ms("p50"), r["B"].latency.ms("p50"))]
+                      r["A"].latency.ms("p50"), r["B"].latency.ms("p50")),
+                     ("poll", f"p99 latency, {clients} clients", "ms", r["bare"].latency.ms("p99"),
+                      r["A"].latency.ms("p99"), r["B"].latency.ms("p99"))]
             log(f"{db.name}: A/B at {clients} clients done")
         return rows
     finally:
@@ -199,7 +203,7 @@ def _database(name: str, pg_url: str) -> Iterator[Database]:
 
 
 def table(rows: list[tuple[str, Row]]) -> str:
-    lines = ["| db | path | case | unit | bare baseline | A: before | B: after | B vs A |",
+    lines = ["| db | path | case | unit | bare baseline | A: working tree | B: candidate | B vs A |",
              "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
     for db, (path, case, unit, bare, a, b) in rows:
         change = (b / a if unit == "req/s" else a / b) if a and b else 0.0

@@ -7,8 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agentic.server import ServerOptions, default_workers, serve
-from agentic.store.engine import is_in_memory_sqlite
+from agentic.server import ServerOptions, serve
 from agentic.web.app import container_of
 
 
@@ -22,7 +21,12 @@ def main(argv: list[str] | None = None) -> int:
 
     container = container_of(app)
     settings = container.settings
-    workers = args.workers or default_workers(in_memory_database=is_in_memory_sqlite(settings.database_url))
+    workers = args.workers
+    if workers is None:  # imported here: bench.ab also serves copies of src/ from before these existed
+        from agentic.server import default_workers
+        from agentic.store.engine import is_in_memory_sqlite
+
+        workers = default_workers(in_memory_database=is_in_memory_sqlite(settings.database_url))
     options = ServerOptions(host="127.0.0.1", port=args.port, workers=workers, threads=args.threads,
                             max_body_bytes=max(settings.max_request_bytes, settings.max_inngest_request_bytes))
     return serve(app, options, after_fork=lambda: container.engine.dispose(close=False))
