@@ -26,7 +26,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_CHARS = 255
 #: Deepest nesting of arrays and objects a body may have; the API's own bodies need five.
 MAX_JSON_DEPTH = 64
-_TOO_DEEP = object()
 
 
 def _reject_constant(name: str) -> Any:
@@ -53,14 +52,17 @@ def read_json(model: type[M], *, max_bytes: int) -> M:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiProblem(400, "invalid_json", f"the body is not valid JSON: {_json_reason(exc)}") from None
     except RecursionError:  # a few KB of [[[[… exhaust the parser's stack: refuse it, do not crash
-        payload = _TOO_DEEP
-    if payload is _TOO_DEEP or _nested_deeper_than(payload, MAX_JSON_DEPTH):
-        # The same answer on every Python: 3.12's parser takes 1,000 levels that 3.11's refuses.
-        raise ApiProblem(400, "invalid_json", f"the body is nested too deeply (over {MAX_JSON_DEPTH} levels)")
+        raise _too_deep() from None
+    if _nested_deeper_than(payload, MAX_JSON_DEPTH):  # the same answer on every Python: 3.12's parser
+        raise _too_deep()                              # takes 1,000 levels that 3.11's refuses
     try:
         return model.model_validate(payload, strict=True)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+
+
+def _too_deep() -> ApiProblem:
+    return ApiProblem(400, "invalid_json", f"the body is nested too deeply (over {MAX_JSON_DEPTH} levels)")
 
 
 def _nested_deeper_than(value: Any, limit: int) -> bool:
