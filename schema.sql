@@ -128,3 +128,13 @@ BEGIN
 END
 $install$;
 
+
+-- The migration revision this file describes (src/agentic/store/migrations/versions/). A database made from
+-- this file is at that revision; `agentic db init` upgrades it from there when a later release adds one.
+-- This file is for a new database: on an existing one, run `agentic db init` (CREATE ... IF NOT EXISTS adds
+-- no column to a table that exists). tests/store/test_schema_sql.py keeps it at the head revision.
+CREATE TABLE IF NOT EXISTS alembic_version (
+    version_num VARCHAR(32) NOT NULL,
+    CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
+);
+INSERT INTO alembic_version (version_num) SELECT '0001' WHERE NOT EXISTS (SELECT 1 FROM alembic_version);

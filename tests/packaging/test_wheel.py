@@ -40,6 +40,13 @@ def test_the_wheel_installs_agentic_functions_and_no_top_level_functions(route: 
     modules = {f"agentic/functions/{path.name}" for path in (ROOT / "functions").glob("*.py")}
     assert "agentic/functions/__init__.py" in modules
     assert modules <= set(names), modules - set(names)
+    # The migrations ship inside the package (a deploy can run `agentic db init` from the installed wheel).
+    migrations = ROOT / "src/agentic/store/migrations"
+    shipped = {f"agentic/store/migrations/{path.relative_to(migrations)}" for path in migrations.rglob("*")
+               if path.is_file() and "__pycache__" not in path.parts}
+    assert {"agentic/store/migrations/env.py", "agentic/store/migrations/script.py.mako"} <= shipped
+    assert any(name.startswith("agentic/store/migrations/versions/0001_") for name in shipped)
+    assert shipped <= set(names), shipped - set(names)
 
 
 def test_the_source_tree_links_agentic_functions_to_the_functions_folder() -> None:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import NullPool, StaticPool
-from sqlmodel import SQLModel
 
-from agentic.store import counts, tables  # noqa: F401  (tables: registers them on SQLModel.metadata)
+from agentic.store import tables  # noqa: F401  (registers them on SQLModel.metadata)
 from agentic.store.liveness import check_on_checkout
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -60,15 +59,13 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
 
 
 def init_db(engine: Engine) -> None:
-    """Create the tables, indexes and counting triggers that are missing (idempotent).
+    """Bring the database to the current schema (idempotent): :func:`agentic.store.migrate.upgrade`.
 
-    On a database made before the job counters existed, the first run counts the jobs once (locking
-    ``llm_jobs`` against writes for that scan: about a second per ten million rows on PostgreSQL). On
-    PostgreSQL it also drops ``ck_llm_jobs_kind``, the check that once fixed the job kinds in the schema (kinds
-    are the application's now: a new one needs no migration).
+    An empty database gets the tables, indexes and counting triggers at once; one from an earlier release is
+    upgraded in place by the Alembic revisions in ``store/migrations`` (a database from before migrations is
+    taken as the baseline). On a database from before the job counters, the baseline counts the jobs once
+    (locking ``llm_jobs`` against writes for that scan: about a second per ten million rows on PostgreSQL).
     """
-    SQLModel.metadata.create_all(engine)
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE llm_jobs DROP CONSTRAINT IF EXISTS ck_llm_jobs_kind"))
-        counts.install(conn)
+    from agentic.store import migrate  # Alembic stays off the request path: only db init and serve run this
+
+    migrate.upgrade(engine)
