@@ -5,7 +5,7 @@
 -- Jobs: chat generations and tile previews, from queueing to a terminal state.
 CREATE TABLE IF NOT EXISTS llm_jobs (
     id                  TEXT        NOT NULL,  -- "job_" + 128 random bits; also the Inngest event id
-    kind                TEXT        NOT NULL,  -- checked by the application: one spec per kind (agentic.kinds)
+    kind                TEXT        NOT NULL,  -- checked by the application: one spec per kind (agentic.service.kinds)
     user_id             TEXT        NOT NULL,  -- owner; the per-user throttle key
     status              TEXT        NOT NULL,
     provider            TEXT,                  -- resolved when the job is queued

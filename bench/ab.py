@@ -22,8 +22,8 @@ from functools import partial
 from pathlib import Path
 
 from agentic.domain.jobs import JobKind
-from agentic.kinds import GENERATE
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
+from agentic.service.kinds import GENERATE
 from agentic.store.jobs import JobStore
 from bench.appserver import CONST_PATH, AppServer, ServerOptions, server_env
 from bench.clients import api_key, loopback_client, request_factory

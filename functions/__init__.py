@@ -14,7 +14,7 @@ from agentic.functions.cancel import make_cancel
 from agentic.functions.cleanup import make_cleanup
 from agentic.functions.deps import FunctionDeps
 from agentic.functions.jobs import make_job_function
-from agentic.kinds import KINDS
+from agentic.service.kinds import KINDS
 
 
 def build_functions(client: inngest.Inngest, deps: FunctionDeps) -> list[inngest.Function[Any]]:

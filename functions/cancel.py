@@ -8,7 +8,7 @@ import inngest
 
 from agentic.functions.deps import FunctionDeps
 from agentic.functions.jobs import job_id_of
-from agentic.queue import EVENT_CANCEL
+from agentic.inngest.events import EVENT_CANCEL
 from agentic.runner import Cancelled
 
 FUNCTION_ID = "llm-cancel"

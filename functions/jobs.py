@@ -1,4 +1,4 @@
-"""One Inngest function per job kind, derived from its spec (agentic.kinds): the kind's provider step (the
+"""One Inngest function per job kind, derived from its spec (agentic.service.kinds): the kind's provider step (the
 first one starts the job, the one that ends the answer completes it), notify-client, and a failure handler.
 An answer that fits in one step is done in the run's first executor request; only the webhook follows.
 
@@ -18,10 +18,10 @@ import inngest
 from agentic.config import Settings
 from agentic.domain.errors import LLMError
 from agentic.domain.llm import LLMRequest
-from agentic.kinds import AnySpec
+from agentic.inngest.events import EVENT_CANCEL
 from agentic.providers.offload import current_app_origin, offload_call
-from agentic.queue import EVENT_CANCEL
 from agentic.runner import Called, Failed, JobRunner, SoFar, Stored
+from agentic.service.kinds import AnySpec
 
 log = logging.getLogger("agentic.functions")
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agentic.domain.jobs import JobKind
-from agentic.kinds import GENERATE
 from agentic.metrics import Metrics
 from agentic.providers.mock import MockLLMRepository
 from agentic.runner import JobRunner, SoFar
+from agentic.service.kinds import GENERATE
 from agentic.store.jobs import JobStore
 from bench.context import Context
 from bench.paths import PathSpec

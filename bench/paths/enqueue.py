@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from sqlalchemy import Engine
 
 from agentic.domain.jobs import JobKind, JobStatus
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.store.jobs import new_job_id
 from agentic.store.tables import JobRow, utcnow
 from bench.clients import api_key, loopback_client, request_factory

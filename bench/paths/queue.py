@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 
 from agentic.domain.jobs import JobKind, JobStatus
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.store.jobs import JobStore
 from bench.context import Context
 from bench.executor import MAX_REQUESTS, Executor

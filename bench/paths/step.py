@@ -16,9 +16,9 @@ from flask import Flask
 from agentic.bootstrap import build_container
 from agentic.config import load_settings
 from agentic.domain.jobs import JobKind
-from agentic.kinds import GENERATE
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.runner import JobRunner
+from agentic.service.kinds import GENERATE
 from agentic.store.jobs import JobStore
 from agentic.web.app import create_app
 from bench.context import Context

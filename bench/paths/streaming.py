@@ -15,10 +15,10 @@ from functools import partial
 import httpx
 
 from agentic.domain.jobs import JobKind
-from agentic.kinds import GENERATE
 from agentic.metrics import Metrics
 from agentic.providers.openrouter import OpenRouterRepository
 from agentic.runner import JobRunner
+from agentic.service.kinds import GENERATE
 from agentic.store.jobs import JobStore
 from bench.clients import loopback_client
 from bench.context import Context

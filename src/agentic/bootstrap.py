@@ -13,14 +13,14 @@ import inngest
 from sqlalchemy import Engine
 
 from agentic.config import Settings
-from agentic.inngest_client import create_inngest_client
+from agentic.inngest.client import create_inngest_client
+from agentic.inngest.events import EventSender, InngestEventSender
 from agentic.metrics import Metrics
 from agentic.providers.base import LLMProvider
 from agentic.providers.lazy import LazyLLMProvider
-from agentic.queue import EventSender, InngestEventSender
-from agentic.reads import JobReads
 from agentic.runner import JobRunner
-from agentic.service import AgenticService, create_agentic_service
+from agentic.service.reads import JobReads
+from agentic.service.submit import AgenticService, create_agentic_service
 from agentic.store.engine import create_db_engine
 from agentic.store.jobs import JobStore
 from agentic.store.keycache import key_cache_for
@@ -74,7 +74,7 @@ def build_container(settings: Settings, *, engine: Engine | None = None) -> Cont
 
 
 def inngest_functions(container: Container) -> list[inngest.Function[Any]]:
-    """The Inngest functions for ``container``: one per job kind (agentic.kinds), cancel and cleanup.
+    """The Inngest functions for ``container``: one per job kind (agentic.service.kinds), cancel and cleanup.
 
     They live in the top-level ``functions/`` folder, which depends on this package; this late import, made
     when an app is built, is the one place the package reaches it.

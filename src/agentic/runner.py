@@ -27,14 +27,14 @@ from pydantic import ValidationError
 from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import Job, JobStatus
 from agentic.domain.llm import LLMRequest, LLMResponse, Usage
-from agentic.generation import Ready, RequestT, ResultT
-from agentic.kinds import JobKindSpec
 from agentic.metrics import Metrics
 from agentic.providers.base import LLMProvider
 from agentic.providers.budget import PAUSED, deadline_in
 from agentic.providers.continuation import Continuation, join_segments
 from agentic.providers.longcalls import LongCallMode, long_call_mode
 from agentic.providers.offload import GatewayFormat, parse_offloaded
+from agentic.service.generation import Ready, RequestT, ResultT
+from agentic.service.kinds import JobKindSpec
 from agentic.store.jobs import JobStore
 from agentic.store.tables import utcnow
 from agentic.webhooks import WebhookNotifier

@@ -27,7 +27,7 @@ from agentic.client import (
     UnavailableError,
 )
 from agentic.domain.jobs import JobStatus
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.web.state import STATE_KEY
 from tests.client.conftest import QUICK, SLOW, mock_answer
 from tests.client.faults import Faults, FaultyTransport

@@ -26,8 +26,8 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from agentic.bootstrap import Container, build_container
 from agentic.config import load_settings
-from agentic.kinds import GENERATE
-from agentic.queue import EVENT_CANCEL, EVENT_GENERATE
+from agentic.inngest.events import EVENT_CANCEL, EVENT_GENERATE
+from agentic.service.kinds import GENERATE
 from agentic.store.engine import init_db
 from agentic.web.app import create_app
 

@@ -21,11 +21,11 @@ from sqlalchemy import Engine, update
 from agentic.config import Settings, load_settings
 from agentic.domain.jobs import Job, JobKind
 from agentic.functions import FunctionDeps, build_functions
-from agentic.inngest_client import create_inngest_client
+from agentic.inngest.client import create_inngest_client
+from agentic.inngest.events import EVENT_CANCEL, EVENT_GENERATE, EVENT_PREVIEW
 from agentic.metrics import Metrics
 from agentic.providers.base import LLMProvider
 from agentic.providers.openrouter import OpenRouterRepository
-from agentic.queue import EVENT_CANCEL, EVENT_GENERATE, EVENT_PREVIEW
 from agentic.runner import JobRunner
 from agentic.store.jobs import JobStore
 from agentic.store.tables import JobRow

@@ -11,7 +11,7 @@ import pytest
 
 from agentic.config import ConfigError, Settings, load_settings
 from agentic.functions import FunctionDeps, build_functions
-from agentic.inngest_client import APP_ID, create_inngest_client
+from agentic.inngest.client import APP_ID, create_inngest_client
 from agentic.metrics import Metrics
 from agentic.providers.mock import MockLLMRepository
 from agentic.runner import JobRunner

@@ -24,9 +24,9 @@ from agentic.domain.errors import ErrorCode, LLMError
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import PREVIEW_MAX_CHARS
 from agentic.functions.jobs import provider_call
-from agentic.kinds import GENERATE
 from agentic.providers.mock import MockLLMRepository
 from agentic.providers.openrouter import OpenRouterRepository
+from agentic.service.kinds import GENERATE
 from agentic.store.jobs import JobStore
 from agentic.store.tables import utcnow
 from tests.functions.conftest import (

@@ -9,9 +9,9 @@ import respx
 
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import PREVIEW_MAX_CHARS, PreviewRequest
-from agentic.preview import clean_preview, generate_preview
 from agentic.providers.openrouter import OpenRouterRepository
 from agentic.runner import CancelWatch, ProgressWriter
+from agentic.service.preview import clean_preview, generate_preview
 from agentic.store.jobs import JobStore
 from tests.functions.conftest import create_generate_job, reload, sent_bodies, sse_chunks, sse_response
 

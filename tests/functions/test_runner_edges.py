@@ -7,10 +7,10 @@ import time
 
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import JobStatus
-from agentic.kinds import GENERATE
 from agentic.metrics import Metrics
 from agentic.providers.mock import MockLLMRepository
 from agentic.runner import JobRunner
+from agentic.service.kinds import GENERATE
 from agentic.store.jobs import JobStore
 from tests.functions.conftest import create_generate_job, reload
 

@@ -26,7 +26,7 @@ from sqlalchemy import update
 from werkzeug.routing import Rule
 
 from agentic.domain.jobs import JobStatus
-from agentic.queue import EVENT_CANCEL, EVENT_GENERATE, EVENT_PREVIEW
+from agentic.inngest.events import EVENT_CANCEL, EVENT_GENERATE, EVENT_PREVIEW
 from agentic.store.tables import JobRow, utcnow
 from agentic.web.app import container_of
 from tests.functions.conftest import SIGNING_KEY, AppHarness

@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from agentic.domain.jobs import JobStatus
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.store.jobs import JobStore
 from agentic.store.tables import JobRow
 from agentic.web.app import container_of

@@ -30,7 +30,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from agentic.domain.jobs import JobStatus
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.store.jobs import JobStore
 from agentic.web.app import container_of
 from tests.functions.conftest import AppHarness

@@ -24,7 +24,7 @@ import pytest
 import respx
 
 from agentic.domain.jobs import JobStatus
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.store.jobs import JobStore
 from tests.functions.conftest import (
     OPENROUTER_KEY,

@@ -32,11 +32,11 @@ from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import LLMRequest, LLMResponse, Message, Usage
 from agentic.eventstream import SSEDecoder, SSEEvent
 from agentic.functions.jobs import provider_call
-from agentic.kinds import GENERATE
 from agentic.metrics import Metrics
 from agentic.providers.base import CancelCheck, DeltaCallback
 from agentic.providers.openrouter import OpenRouterRepository
 from agentic.runner import JobRunner, SoFar
+from agentic.service.kinds import GENERATE
 from agentic.store.jobs import JobStore
 
 BASE = "https://openrouter.test/api/v1"

@@ -24,7 +24,7 @@ from werkzeug.test import TestResponse
 
 from agentic.config import Settings
 from agentic.domain.jobs import JobStatus
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.store.engine import init_db
 from agentic.web.app import container_of, create_app
 from tests.functions.executor import FakeExecutor, RunStatus

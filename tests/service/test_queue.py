@@ -13,10 +13,10 @@ import respx
 from agentic.config import load_settings
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import LLMRequest, LLMResponse, Message
-from agentic.jobqueue import QueuedJob, QueueUnavailable
+from agentic.inngest.events import EVENT_GENERATE, InngestEventSender
 from agentic.providers.mock import MockLLMRepository
-from agentic.queue import EVENT_GENERATE, InngestEventSender
-from agentic.service import AgenticService, create_agentic_service
+from agentic.service.jobqueue import QueuedJob, QueueUnavailable
+from agentic.service.submit import AgenticService, create_agentic_service
 from agentic.store.jobs import JobStore
 
 EVENT_API = "http://inngest.test"

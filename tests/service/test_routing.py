@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentic.routing import Route, RoutingRule
+from agentic.service.routing import Route, RoutingRule
 
 RULE = RoutingRule(quick_models=("*-mini", "*haiku*", "openai/gpt-4o"),
                    slow_models=("*/o1*", "*-r1*", "*opus*"), token_threshold=100, default=Route.DIRECT)

@@ -22,9 +22,9 @@ from agentic.domain.llm import (
     PreviewRequest,
     PreviewResult,
 )
+from agentic.inngest.events import EVENT_CANCEL, InngestEventSender
 from agentic.providers.mock import MockLLMRepository
-from agentic.queue import EVENT_CANCEL, InngestEventSender
-from agentic.service import (
+from agentic.service.submit import (
     ContextComposition,
     JobAlreadyFinished,
     JobNotFound,

@@ -14,7 +14,7 @@ import pytest
 from werkzeug.test import TestResponse
 
 from agentic.domain.llm import Usage
-from agentic.kinds import GENERATE
+from agentic.service.kinds import GENERATE
 from agentic.web.state import STATE_KEY, ApiState
 from tests.web.support import SLOW_MODEL, Api, auth, chat
 

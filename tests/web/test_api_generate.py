@@ -13,7 +13,7 @@ import respx
 
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import MAX_PREVIEW_CONTENT_CHARS
-from agentic.queue import EVENT_GENERATE
+from agentic.inngest.events import EVENT_GENERATE
 from agentic.web.bodies import MAX_JSON_DEPTH
 from tests.web.support import OPENROUTER, SLOW_MODEL, Api, EventLog, auth, chat
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agentic.domain.jobs import JobStatus
-from agentic.kinds import GENERATE
+from agentic.service.kinds import GENERATE
 from agentic.web.state import STATE_KEY, ApiState
 from agentic.web.tokens import JobTokens, redact_tokens
 from tests.web.support import SLOW_MODEL, Api, auth, chat

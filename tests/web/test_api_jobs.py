@@ -12,7 +12,7 @@ from sqlalchemy import event
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import Usage
-from agentic.queue import EVENT_CANCEL
+from agentic.inngest.events import EVENT_CANCEL
 from tests.web.support import SLOW_MODEL, Api, EventLog, auth, chat
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from agentic.queue import EVENT_PREVIEW
+from agentic.inngest.events import EVENT_PREVIEW
 from tests.web.support import Api, EventLog, auth
 
 LONG = "word " * 100

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 from agentic.bootstrap import inngest_functions
 from agentic.domain.jobs import JobKind, JobStatus
 from agentic.domain.llm import LLMRequest, LLMResponse, Message
-from agentic.generation import Handler
-from agentic.kinds import KINDS, JobKindSpec, Throttle
+from agentic.service.generation import Handler
+from agentic.service.kinds import KINDS, JobKindSpec, Throttle
 from agentic.web.api import kind_answer
 from agentic.web.app import container_of
 from agentic.web.auth import authenticate, current_key

@@ -11,7 +11,7 @@ import click
 from agentic.cli.base import _engine, _fail, _settings, _table, _when, main
 
 if TYPE_CHECKING:
-    from agentic.store.keys import ApiKey
+    from agentic.domain.keys import ApiKey
 
 
 @main.group()

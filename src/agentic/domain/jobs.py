@@ -24,7 +24,7 @@ class JobStatus(StrEnum):
 
 
 class JobKind(StrEnum):
-    """What a job does. Each kind has one spec (:mod:`agentic.kinds`); the built-in kinds are members, and
+    """What a job does. Each kind has one spec (:mod:`agentic.service.kinds`); the built-in kinds are members, and
     :meth:`register` adds another (a plugin or a test) without editing this enum or the schema."""
 
     GENERATE = "generate"

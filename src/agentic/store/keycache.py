@@ -33,7 +33,7 @@ from sqlalchemy import URL, Engine, make_url
 from agentic.store.watch import NotifyListener, shared_listener_of
 
 if TYPE_CHECKING:
-    from agentic.store.keys import ApiKey
+    from agentic.domain.keys import ApiKey
 
 KEY_CHANNEL = "agentic_keys"
 POSTGRES_TTL_SECONDS = 30.0

@@ -11,10 +11,11 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import Engine, func, select, update
 
+from agentic.domain.keys import ApiKey
 from agentic.store.keycache import KEY_CHANNEL, KeyCache
 from agentic.store.tables import ApiKeyRow, utcnow
 
@@ -23,20 +24,6 @@ KEY_PREFIX = "agk_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 _T = ApiKeyRow.__table__  # type: ignore[attr-defined]
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    user_id: str
-    label: str | None
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class JobRow(SQLModel, table=True):
     )
 
     id: str = Field(sa_column=Column(Text, primary_key=True))
-    # Kinds are checked by the application (one spec each, agentic.kinds), not by a CHECK constraint, so a
+    # Kinds are checked by the application (one spec each, agentic.service.kinds), not by a CHECK constraint, so a
     # new kind needs no migration.
     kind: JobKind = Field(sa_column=Column(StrEnumText(JobKind), nullable=False))
     user_id: str = Field(sa_column=Column(Text, nullable=False))

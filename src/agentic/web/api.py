@@ -18,7 +18,7 @@ from agentic.bootstrap import Container
 from agentic.domain.errors import LLMError
 from agentic.domain.jobs import Job, JobAlreadyFinished, JobNotFound, JobStatus
 from agentic.domain.llm import PreviewRequest
-from agentic.jobqueue import QueuedJob, QueueUnavailable
+from agentic.service.jobqueue import QueuedJob, QueueUnavailable
 from agentic.store.cursor import InvalidCursor
 from agentic.store.jobs import MAX_PAGE_SIZE, IdempotencyConflict
 from agentic.web import params

@@ -12,7 +12,8 @@ import hmac
 from flask import g, request
 from pydantic import SecretStr
 
-from agentic.store.keys import ApiKey, ApiKeyStore
+from agentic.domain.keys import ApiKey
+from agentic.store.keys import ApiKeyStore
 from agentic.web.problems import ApiProblem
 from agentic.web.tokens import JobToken, JobTokens, looks_like_token
 

@@ -16,7 +16,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 import agentic
 from agentic.domain.jobs import JobStatus
 from agentic.domain.llm import PreviewRequest, PreviewResult
-from agentic.kinds import KINDS
+from agentic.service.kinds import KINDS
 from agentic.store.jobs import MAX_PAGE_SIZE
 from agentic.web.params import CURSOR_PATTERN, JOB_ID_PATTERN
 from agentic.web.problems import PROBLEM_MIME
@@ -104,7 +104,7 @@ def _errors(*statuses: int, **overrides: str) -> dict[str, Any]:
 
 
 def _models() -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    """The bodies above, and every job kind's request and result (agentic.kinds), each once."""
+    """The bodies above, and every job kind's request and result (agentic.service.kinds), each once."""
     models = list(_MODELS)
     for spec in KINDS:
         pairs: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (

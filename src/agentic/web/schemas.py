@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import Job, JobKind, JobStatus
 from agentic.domain.llm import ContextDocument, LLMRequest, LLMResponse, PreviewResult, Usage
-from agentic.reads import typed_result
+from agentic.service.reads import typed_result
 from agentic.web.params import CURSOR_PATTERN
 
 MAX_CONTEXT_DOCUMENTS = 50

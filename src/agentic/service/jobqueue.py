@@ -12,8 +12,8 @@ from pydantic import BaseModel
 
 from agentic.domain.errors import ErrorCode
 from agentic.domain.jobs import Job, JobStatus
-from agentic.kinds import AnySpec
-from agentic.queue import EventSender, EventSendError
+from agentic.inngest.events import EventSender, EventSendError
+from agentic.service.kinds import AnySpec
 from agentic.store.jobs import JobStore
 
 

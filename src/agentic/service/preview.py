@@ -12,8 +12,8 @@ from agentic.domain.llm import (
     PreviewRequest,
     PreviewResult,
 )
-from agentic.generation import Handler, Ready
 from agentic.providers.base import LLMProvider
+from agentic.service.generation import Handler, Ready
 
 PREVIEW_PROMPT = (
     "Write a preview of the content below in plain text (no markdown, no quotes), at most "

@@ -2,22 +2,20 @@
 
 Counters and histograms are per process: on a serverless host each instance reports its own. Job counts
 and queue depth are read from the database at scrape time, so they are global. prometheus_client is
-imported when the first metric is recorded or scraped, not at start-up (:mod:`agentic.prometheus`).
+imported when the first metric is recorded or scraped, not at start-up (:mod:`agentic.metrics.prometheus`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from agentic.metrics.counts import JobCounts
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from agentic.prometheus import PrometheusMetrics
-
-JobCounts = Callable[[], dict[tuple[str, str], int]]
-
+    from agentic.metrics.prometheus import PrometheusMetrics
 
 class Metrics:
     def __init__(self, job_counts: JobCounts | None = None) -> None:
@@ -31,7 +29,7 @@ class Metrics:
         if built is None:
             with self._lock:
                 if self._built is None:
-                    from agentic.prometheus import PrometheusMetrics
+                    from agentic.metrics.prometheus import PrometheusMetrics
 
                     self._built = PrometheusMetrics(self._job_counts)
                 built = self._built

@@ -2,7 +2,7 @@
 
 Routing decides per request (``USE_QUEUE=false`` is the rule that answers "direct" to everything); a direct
 request runs the kind's handler now, a queued one becomes a pending job and its event
-(:class:`agentic.jobqueue.JobQueue`). ``create_agentic_service`` builds it from settings.
+(:class:`agentic.service.jobqueue.JobQueue`). ``create_agentic_service`` builds it from settings.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from agentic.config import Settings
 from agentic.domain.jobs import Job, JobAlreadyFinished, JobNotFound, JobStatus
 from agentic.domain.llm import ContextDocument, LLMRequest, LLMResponse, Message, PreviewRequest, PreviewResult
-from agentic.generation import RequestT, ResultT
-from agentic.jobqueue import JobQueue, QueuedJob
-from agentic.kinds import GENERATE, PREVIEW, JobKindSpec
+from agentic.inngest.events import EVENT_CANCEL, EventSender, EventSendError
 from agentic.providers.base import LLMProvider
-from agentic.queue import EVENT_CANCEL, EventSender, EventSendError
-from agentic.reads import JobReads
-from agentic.routing import Route, RoutingRule, routing_rule
+from agentic.service.generation import RequestT, ResultT
+from agentic.service.jobqueue import JobQueue, QueuedJob
+from agentic.service.kinds import GENERATE, PREVIEW, JobKindSpec
+from agentic.service.reads import JobReads
+from agentic.service.routing import Route, RoutingRule, routing_rule
 from agentic.store.jobs import JobStore
 
 log = logging.getLogger(__name__)

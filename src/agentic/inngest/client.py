@@ -11,7 +11,7 @@ import logging
 import inngest
 
 from agentic.config import ConfigError, Settings
-from agentic.queue import redact_event_key
+from agentic.inngest.events import redact_event_key
 
 APP_ID = "agentic"
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ValidationError
 
 from agentic.domain.jobs import Job, JobNotFound, JobStatus
-from agentic.kinds import KINDS, KindRegistry, UnknownKind
 from agentic.providers.longcalls import LongCallMode, long_call_mode
+from agentic.service.kinds import KINDS, KindRegistry, UnknownKind
 from agentic.store.jobs import JobPage, JobStore
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 A spec names the kind, its event, its Inngest function (id, name, provider step, retries, throttle), its
 request and result models, how a request is routed and which model runs it, and its handler (the step
-logic, :mod:`agentic.generation`). The events, the Inngest functions (``functions/``), the service's direct
+logic, :mod:`agentic.service.generation`). The events, the Inngest functions (``functions/``), the service's direct
 and queued paths, the job views and the OpenAPI document read the specs; nothing else lists the kinds.
 
 Adding a kind is one spec (here, or registered by a plugin), one handler and one route: see
@@ -18,10 +18,10 @@ from typing import Any, Generic
 from agentic.config import Settings
 from agentic.domain.jobs import JobKind
 from agentic.domain.llm import LLMRequest, LLMResponse, PreviewRequest, PreviewResult
-from agentic.generation import Handler, RequestT, ResultT
-from agentic.preview import PREVIEW_HANDLER
-from agentic.queue import EVENT_GENERATE, EVENT_PREVIEW
-from agentic.routing import Route, RoutingDecision, RoutingRule
+from agentic.inngest.events import EVENT_GENERATE, EVENT_PREVIEW
+from agentic.service.generation import Handler, RequestT, ResultT
+from agentic.service.preview import PREVIEW_HANDLER
+from agentic.service.routing import Route, RoutingDecision, RoutingRule
 
 
 @dataclass(frozen=True)
